@@ -1,0 +1,133 @@
+"""The command-line edge: parse options, call the core, print, pick the exit code.
+
+Exit codes: 0 ready (warnings allowed), 1 something required is not ready or
+an operation failed, 2 usage error.  Data goes to stdout, diagnostics to
+stderr, so ``--json`` output stays machine-clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from tracekit import __version__
+from tracekit.errors import TracekitError, UsageError
+
+app = typer.Typer(
+    name="tracekit",
+    help="Make a Linux box traceable (kprobes, uprobes, ftrace, perf, bcc, bpftrace, "
+    "systemtap, sysdig) and prove it.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo("tracekit %s" % __version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+):
+    """tracekit: doctor, setup and verify Linux tracing."""
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document (schema in docs/doctor-json.md).")]
+
+
+@app.command()
+def doctor(
+    json_output: JsonOption = False,
+    require: Annotated[
+        Optional[List[str]],
+        typer.Option("--require", "-r", metavar="METHOD", envvar="TRACEKIT_REQUIRE",
+                     help="Fail (exit 1) unless METHOD is ready; repeatable. "
+                     "Without it, exit 1 only when `tracekit setup` could fix something."),
+    ] = None,
+    facts_file: Annotated[
+        Optional[Path],
+        typer.Option("--facts", metavar="FILE",
+                     help="Judge facts saved from another host (`python3 -m tracekit.agent.facts > FILE`) "
+                     "instead of this one; - reads stdin."),
+    ] = None,
+    root_dir: Annotated[
+        Optional[Path],
+        typer.Option("--root", metavar="DIR", help="Inspect the host tree mounted at DIR (files only, no live probes)."),
+    ] = None,
+):
+    """Report what this kernel and host can trace, what is missing, and why.
+
+    One row per tracing method: ready, missing (names the `tracekit setup`
+    component that fixes it), unavailable (this kernel or host cannot, with
+    the cause) or unknown (could not tell, e.g. not root).  Nothing is
+    changed on the host: tracefs and securityfs are looked at from a private
+    mount namespace when they are not mounted.
+
+    Examples:
+
+      sudo tracekit doctor
+
+      sudo tracekit doctor --json | jq '.methods[] | select(.status != "ready")'
+
+      sudo tracekit doctor --require uprobe --require perf.probe.user
+    """
+    from tracekit import doctor as core
+
+    report = _run(lambda: core.evaluate(_load_facts(facts_file, root_dir), require or ()))
+    if json_output:
+        json.dump(report.to_dict(__version__), sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        from tracekit import output
+
+        output.print_doctor(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _load_facts(facts_file, root_dir):
+    from tracekit.agent import facts as agent_facts
+
+    if facts_file and root_dir:
+        raise UsageError("--facts and --root exclude each other")
+    if root_dir:
+        if not root_dir.is_dir():
+            raise UsageError("--root %s: not a directory" % root_dir)
+        return agent_facts.collect(str(root_dir))
+    if facts_file:
+        try:
+            text = sys.stdin.read() if str(facts_file) == "-" else facts_file.read_text()
+            facts = json.loads(text)
+        except OSError as exc:
+            raise UsageError("--facts %s: %s" % (facts_file, exc.strerror or exc))
+        except ValueError as exc:
+            raise UsageError("--facts %s: not JSON (%s)" % (facts_file, exc))
+        if not isinstance(facts, dict) or facts.get("schema") != agent_facts.SCHEMA:
+            raise UsageError("--facts %s: not tracekit facts (schema %s expected)" % (facts_file, agent_facts.SCHEMA))
+        return facts
+    return agent_facts.collect("/")
+
+
+def _run(fn):
+    """Call the core; turn the domain's exceptions into one line and an exit code."""
+    try:
+        return fn()
+    except TracekitError as exc:
+        typer.echo("tracekit: error: %s" % exc, err=True)
+        if exc.hint:
+            typer.echo("hint: %s" % exc.hint, err=True)
+        raise typer.Exit(exc.exit_code)
+
+
+def main():
+    app()

@@ -1,0 +1,535 @@
+"""Verdicts: what each tracing method needs, judged against a host's facts.
+
+Facts come from tracekit.agent.facts (this machine, or a remote host through
+Ansible); this module only reasons about them and never touches the host.
+
+Each method is an explicit entry in METHODS with a stable id and an ordered
+list of requirements.  A requirement returns None when met, or a Block that
+says why not.  The verdict is the worst block: ``unavailable`` (this kernel or
+host cannot, whatever is installed) beats ``unknown`` (could not tell) beats
+``missing`` (fixable: names the ``tracekit setup`` component that fixes it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+from tracekit.errors import UsageError
+
+READY, MISSING, UNAVAILABLE, UNKNOWN = "ready", "missing", "unavailable", "unknown"
+STATUSES = (READY, MISSING, UNAVAILABLE, UNKNOWN)
+_SEVERITY = {UNAVAILABLE: 3, UNKNOWN: 2, MISSING: 1}
+
+SCHEMA = "tracekit.doctor/1"
+
+# Setup components, in the order `tracekit setup` applies them.
+COMPONENTS = ("debugfs", "ddebs", "headers", "dbgsym", "perf", "bcc", "bpftrace", "systemtap", "sysdig")
+
+# bpftrace and libbpf keep working when RLIMIT_MEMLOCK cannot be raised because
+# kernels from 5.11 charge BPF memory to the memory cgroup instead; systemtap's
+# BPF runtime and sysdig's legacy probe still insist on raising it.
+MEMLOCK_NEEDED = 64 << 20
+
+
+@dataclass(frozen=True)
+class Block:
+    status: str
+    cause: str
+    remedy: Optional[str] = None
+    component: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    id: str
+    title: str
+    status: str
+    reason: str
+    remedy: Optional[str]
+    component: Optional[str]
+    causes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Method:
+    id: str
+    title: str
+    requires: tuple
+    ready_reason: Callable[[dict], str]
+    notes: Callable[[dict], list] = lambda facts: []
+
+
+# -- small accessors ----------------------------------------------------------
+def _opt(facts, name):
+    """'y'/'m'/value, 'n', or None when the kernel config is unknown."""
+    return (facts.get("kconfig") or {}).get("options", {}).get(name)
+
+
+def _tracefs(facts):
+    return facts.get("tracefs") or {}
+
+
+def _uid(facts):
+    return (facts.get("process") or {}).get("uid")
+
+
+def _lockdown(facts):
+    return (facts.get("lockdown") or {}).get("mode")
+
+
+def _tool(facts, name):
+    return (facts.get("tools") or {}).get(name) or {}
+
+
+def _setup_unavailable(facts, component):
+    """A reason recorded by a setup role that found the component impossible."""
+    comps = ((facts.get("setup") or {}).get("components") or {})
+    entry = comps.get(component) or {}
+    return entry.get("unavailable")
+
+
+def _unset_option(facts, names):
+    for name in names:
+        if _opt(facts, name) == "n":
+            return "CONFIG_%s is not set" % name
+    return None
+
+
+# -- requirements ---------------------------------------------------------------
+def need_tracefs(facts):
+    t = _tracefs(facts)
+    if t.get("readable"):
+        if not t.get("mounted"):
+            return Block(MISSING, "tracefs is not mounted (the kernel has it)",
+                         "tracekit setup debugfs", "debugfs")
+        return None
+    if t.get("supported") is False:
+        cause = _unset_option(facts, ["FTRACE"]) or "kernel has no tracefs"
+        return Block(UNAVAILABLE, cause, "use a kernel built with CONFIG_FTRACE")
+    if _lockdown(facts) == "confidentiality":
+        return Block(UNAVAILABLE, "kernel lockdown=confidentiality closes tracefs",
+                     "boot with lockdown=integrity or none (disable Secure Boot lockdown)")
+    if _uid(facts) not in (0, None):
+        return Block(UNKNOWN, "cannot read tracefs as uid %s" % _uid(facts), "run `sudo tracekit doctor`")
+    return Block(UNKNOWN, "tracefs unreadable: %s" % (t.get("error") or "not probed"), "run `sudo tracekit doctor`")
+
+
+def _tracefs_feature(evidence, options, what):
+    """A tracefs file proves a kernel feature; the config explains its absence."""
+
+    def requirement(facts):
+        t = _tracefs(facts)
+        if t.get("readable"):
+            if t.get(evidence):
+                return None
+            cause = _unset_option(facts, options) or "tracefs has no %s" % evidence
+            return Block(UNAVAILABLE, cause, "use a kernel built with %s" % " and ".join(
+                "CONFIG_" + o for o in options))
+        unset = _unset_option(facts, options)
+        if unset:
+            return Block(UNAVAILABLE, unset, "use a kernel built with %s" % " and ".join(
+                "CONFIG_" + o for o in options))
+        return None  # need_tracefs reports why tracefs could not be read
+
+    requirement.__name__ = "need_" + what
+    return requirement
+
+
+need_kprobe_events = _tracefs_feature("kprobe_events", ["KPROBES", "KPROBE_EVENTS"], "kprobes")
+need_kretprobes = _tracefs_feature("kprobe_events", ["KPROBES", "KPROBE_EVENTS", "KRETPROBES"], "kretprobes")
+need_uprobe_events = _tracefs_feature("uprobe_events", ["UPROBES", "UPROBE_EVENTS"], "uprobes")
+
+
+def need_tracepoints(facts):
+    t = _tracefs(facts)
+    if t.get("readable"):
+        if t.get("syscall_events") or t.get("sched_events"):
+            return None
+        cause = _unset_option(facts, ["TRACEPOINTS", "FTRACE_SYSCALLS"]) or "tracefs lists no syscall or sched events"
+        return Block(UNAVAILABLE, cause, "use a kernel built with CONFIG_FTRACE_SYSCALLS")
+    unset = _unset_option(facts, ["TRACEPOINTS"])
+    return Block(UNAVAILABLE, unset, "use a kernel built with CONFIG_TRACEPOINTS") if unset else None
+
+
+def need_kprobes_allowed(facts):
+    if _lockdown(facts) == "confidentiality":
+        return Block(UNAVAILABLE, "kernel lockdown=confidentiality forbids kprobes",
+                     "boot with lockdown=integrity or none")
+    return None
+
+
+def _need_tracer(name, option):
+    def requirement(facts):
+        t = _tracefs(facts)
+        if not t.get("readable"):
+            unset = _unset_option(facts, [option])
+            return Block(UNAVAILABLE, unset, "use a kernel built with CONFIG_%s" % option) if unset else None
+        if name not in (t.get("available_tracers") or []):
+            cause = _unset_option(facts, [option]) or "%s is not in available_tracers" % name
+            return Block(UNAVAILABLE, cause, "use a kernel built with CONFIG_%s" % option)
+        if (facts.get("sysctl") or {}).get("ftrace_enabled") == 0:
+            return Block(UNAVAILABLE, "kernel.ftrace_enabled is 0", "sysctl -w kernel.ftrace_enabled=1")
+        state = t.get("function_filter")
+        if state not in ("readable", None):
+            return Block(UNAVAILABLE, "the kernel refuses the function tracer: reading "
+                         "available_filter_functions gives %s" % state,
+                         "use a kernel (or hypervisor policy) that permits ftrace")
+        return None
+
+    requirement.__name__ = "need_" + name
+    return requirement
+
+
+need_function_tracer = _need_tracer("function", "FUNCTION_TRACER")
+need_function_graph = _need_tracer("function_graph", "FUNCTION_GRAPH_TRACER")
+
+
+def _need_tool(name, component, title=None):
+    def requirement(facts):
+        tool = _tool(facts, name)
+        if tool.get("found") and tool.get("usable_path", True):
+            return None
+        cause = "%s is not installed" % (title or name)
+        if tool.get("note"):
+            cause = tool["note"]
+        return Block(MISSING, cause, "tracekit setup %s" % component, component)
+
+    requirement.__name__ = "need_tool_" + name
+    return requirement
+
+
+def _need_perf_event(kind):
+    def requirement(facts):
+        result = (facts.get("kernel_probes") or {}).get("perf_" + kind)
+        if result == "ok":
+            return None
+        if result is None:
+            return Block(UNKNOWN, "perf_event_open not probed (%s)" % (
+                (facts.get("kernel_probes") or {}).get("detail") or "no live probe"), "run tracekit doctor on the host")
+        if kind == "hardware" and result.startswith(("ENOENT", "EOPNOTSUPP", "ENODEV")):
+            return Block(UNAVAILABLE, "no hardware PMU: perf_event_open(cycles) gives %s" % result,
+                         "use bare metal or a VM with PMU passthrough (e.g. -cpu host,pmu=on)")
+        paranoid = (facts.get("sysctl") or {}).get("perf_event_paranoid")
+        return Block(UNAVAILABLE, "perf_event_open(%s) gives %s (perf_event_paranoid=%s)" % (
+            "cycles" if kind == "hardware" else "cpu-clock", result, paranoid),
+            "run as root or with CAP_PERFMON, or lower kernel.perf_event_paranoid")
+
+    requirement.__name__ = "need_perf_" + kind
+    return requirement
+
+
+need_perf_hardware = _need_perf_event("hardware")
+need_perf_software = _need_perf_event("software")
+
+
+def need_bpf(facts):
+    result = (facts.get("kernel_probes") or {}).get("bpf_prog_load")
+    if result == "ok":
+        return None
+    if result is None:
+        unset = _unset_option(facts, ["BPF_SYSCALL", "BPF_EVENTS"])
+        if unset:
+            return Block(UNAVAILABLE, unset, "use a kernel built with CONFIG_BPF_SYSCALL and CONFIG_BPF_EVENTS")
+        return Block(UNKNOWN, "BPF program load not probed", "run tracekit doctor on the host")
+    return Block(UNAVAILABLE, "loading a BPF tracing program gives %s" % result,
+                 "run as root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
+
+
+def need_bpf_kernel_reads(facts):
+    if _lockdown(facts) == "confidentiality":
+        return Block(UNAVAILABLE, "kernel lockdown=confidentiality forbids BPF reads of kernel memory",
+                     "boot with lockdown=integrity or none")
+    return None
+
+
+def need_btf(facts):
+    if (facts.get("btf") or {}).get("vmlinux"):
+        return None
+    cause = _unset_option(facts, ["DEBUG_INFO_BTF"]) or "no /sys/kernel/btf/vmlinux"
+    return Block(UNAVAILABLE, cause, "use a kernel built with CONFIG_DEBUG_INFO_BTF")
+
+
+def distribution_kernel(facts):
+    """Whether the running kernel looks like one a distribution packages
+    headers for (Ubuntu 6.8.0-51-generic, Debian 6.1.0-28-amd64)."""
+    release = (facts.get("kernel") or {}).get("release") or ""
+    distro = ((facts.get("host") or {}).get("distro") or {}).get("id")
+    return distro in ("ubuntu", "debian") and bool(re.match(r"^\d+\.\d+\.\d+-\d+(\.\d+)?-[a-z][a-z0-9-]*$", release))
+
+
+def need_headers(facts):
+    headers = facts.get("headers") or {}
+    if headers.get("build_dir") or headers.get("kheaders"):
+        return None
+    release = (facts.get("kernel") or {}).get("release")
+    recorded = _setup_unavailable(facts, "headers")
+    if recorded:
+        return Block(UNAVAILABLE, recorded, "boot a distribution kernel that has a headers package")
+    if distribution_kernel(facts):
+        return Block(MISSING, "no kernel headers for %s" % release, "tracekit setup headers", "headers")
+    return Block(UNAVAILABLE, "no kernel headers exist for %s (not a distribution kernel%s)" % (
+        release, "; CONFIG_IKHEADERS is not set" if _opt(facts, "IKHEADERS") == "n" else ""),
+        "boot a distribution kernel, or build this one with CONFIG_IKHEADERS")
+
+
+def need_build_tree(facts):
+    """Out-of-tree modules (systemtap, DKMS) need the full build tree."""
+    headers = facts.get("headers") or {}
+    if headers.get("build_dir") and headers.get("build_config", True):
+        return None
+    block = need_headers(dict(facts, headers={}))
+    return Block(block.status, block.cause.replace("kernel headers", "kernel build tree"),
+                 block.remedy, block.component)
+
+
+def need_modules(facts):
+    if _opt(facts, "MODULES") == "n" or (_opt(facts, "MODULES") is None
+                                         and (facts.get("modules") or {}).get("proc_modules") is False):
+        return Block(UNAVAILABLE, "CONFIG_MODULES is not set" if _opt(facts, "MODULES") == "n"
+                     else "no /proc/modules: kernel without loadable modules",
+                     "use a kernel built with CONFIG_MODULES")
+    if (facts.get("sysctl") or {}).get("modules_disabled") == 1:
+        return Block(UNAVAILABLE, "kernel.modules_disabled is 1 (no module loads until reboot)", "reboot")
+    return None
+
+
+def need_unsigned_modules(facts):
+    mode = _lockdown(facts)
+    if mode in ("integrity", "confidentiality"):
+        return Block(UNAVAILABLE, "kernel lockdown=%s: only signed modules load" % mode,
+                     "sign the modules with an enrolled MOK key, or boot with lockdown=none")
+    if _opt(facts, "MODULE_SIG_FORCE") == "y":
+        return Block(UNAVAILABLE, "CONFIG_MODULE_SIG_FORCE: only signed modules load",
+                     "sign the modules with a key the kernel trusts")
+    return None
+
+
+def need_compiler(facts):
+    if _tool(facts, "gcc").get("found"):
+        return None
+    return Block(MISSING, "no C compiler (gcc) to build kernel modules", "tracekit setup headers", "headers")
+
+
+def need_memlock_raisable(facts):
+    proc = facts.get("process") or {}
+    memlock = proc.get("memlock") or {}
+    hard = memlock.get("hard", 0)
+    if hard is None or (hard or 0) >= MEMLOCK_NEEDED:
+        return None
+    if (proc.get("capabilities") or {}).get("CAP_SYS_RESOURCE"):
+        return None
+    if not memlock:
+        return Block(UNKNOWN, "RLIMIT_MEMLOCK unknown", None)
+    return Block(UNAVAILABLE, "RLIMIT_MEMLOCK is %d KiB and cannot be raised without CAP_SYS_RESOURCE" % (hard >> 10),
+                 "run with CAP_SYS_RESOURCE or a larger hard memlock limit (ulimit -l)")
+
+
+def need_stap_bpf_runtime(facts):
+    if "bpf" in (_tool(facts, "stap").get("runtimes") or []):
+        return None
+    return Block(UNAVAILABLE, "this systemtap was built without its BPF runtime", "install a systemtap built with BPF")
+
+
+def need_sysdig_modern(facts):
+    sysdig = _tool(facts, "sysdig")
+    drivers = sysdig.get("drivers") or {}
+    if drivers.get("modern_ebpf"):
+        return None
+    return Block(MISSING, "sysdig %s has no modern eBPF probe (needs 0.31 or newer)" % sysdig.get("version"),
+                 "tracekit setup sysdig with the vendor repository", "sysdig")
+
+
+def need_sysdig_kmod(facts):
+    drivers = _tool(facts, "sysdig").get("drivers") or {}
+    if drivers.get("kmod_built") or drivers.get("kmod_loaded"):
+        return None
+    return Block(MISSING, "the sysdig kernel module (scap) is not built for this kernel",
+                 "tracekit setup sysdig", "sysdig")
+
+
+def need_kernel_at_least(major, minor, why):
+    def requirement(facts):
+        release = (facts.get("kernel") or {}).get("release") or ""
+        match = re.match(r"(\d+)\.(\d+)", release)
+        if not match:
+            return Block(UNKNOWN, "kernel release unknown")
+        if (int(match.group(1)), int(match.group(2))) >= (major, minor):
+            return None
+        return Block(UNAVAILABLE, "kernel %s is older than %d.%d (%s)" % (release, major, minor, why),
+                     "use a newer kernel")
+
+    requirement.__name__ = "need_kernel_%d_%d" % (major, minor)
+    return requirement
+
+
+need_perf = _need_tool("perf", "perf")
+need_trace_cmd = _need_tool("trace-cmd", "perf")
+need_bcc = _need_tool("bcc", "bcc", "bcc (bpfcc-tools, python3-bpfcc)")
+need_libbpf_tools = _need_tool("libbpf-tools", "bcc")
+need_bpftrace = _need_tool("bpftrace", "bpftrace")
+need_stap = _need_tool("stap", "systemtap", "systemtap")
+need_sysdig = _need_tool("sysdig", "sysdig")
+
+
+# -- notes (never block) -----------------------------------------------------------
+def _debuginfo_note(facts):
+    if (facts.get("debuginfo") or {}).get("vmlinux"):
+        return []
+    return ["no kernel debuginfo (vmlinux with DWARF): function entry/return only, no source lines "
+            "or local variables (`tracekit setup dbgsym`, or debuginfod)"]
+
+
+def _memlock_note(facts):
+    block = need_memlock_raisable(facts)
+    return ["%s; works anyway on kernels from 5.11 (BPF memory is charged to the cgroup)" % block.cause] \
+        if block and block.status == UNAVAILABLE else []
+
+
+def _perf_note(facts):
+    note = _tool(facts, "perf").get("note")
+    return [note] if note and _tool(facts, "perf").get("usable_path") else []
+
+
+def _with(name):
+    def ready(facts):
+        tool = _tool(facts, name)
+        return "%s %s" % (tool.get("usable_path") or tool.get("path") or name, tool.get("version") or "")
+
+    return ready
+
+
+def _tracefs_ready(what):
+    return lambda facts: "%s in %s" % (what, _tracefs(facts).get("path"))
+
+
+METHODS = (
+    Method("ftrace.function", "ftrace function tracer",
+           (need_tracefs, need_function_tracer), _tracefs_ready("function tracer")),
+    Method("ftrace.function_graph", "ftrace function_graph tracer",
+           (need_tracefs, need_function_graph), _tracefs_ready("function_graph tracer")),
+    Method("tracepoint", "tracepoints", (need_tracefs, need_tracepoints), _tracefs_ready("syscall and sched events")),
+    Method("kprobe", "kprobes (kprobe_events)",
+           (need_tracefs, need_kprobe_events, need_kprobes_allowed), _tracefs_ready("kprobe_events")),
+    Method("kretprobe", "kretprobes (kprobe_events)",
+           (need_tracefs, need_kretprobes, need_kprobes_allowed), _tracefs_ready("kprobe_events")),
+    Method("uprobe", "uprobes (uprobe_events)", (need_tracefs, need_uprobe_events), _tracefs_ready("uprobe_events")),
+    Method("uretprobe", "uretprobes (uprobe_events)",
+           (need_tracefs, need_uprobe_events), _tracefs_ready("uprobe_events")),
+    Method("perf.counters.hardware", "perf hardware counters (cycles, instructions)",
+           (need_perf, need_perf_hardware), _with("perf"), _perf_note),
+    Method("perf.counters.software", "perf software counters (task-clock, page-faults)",
+           (need_perf, need_perf_software), _with("perf"), _perf_note),
+    Method("perf.sampling", "perf record sampling (cpu-clock, call graphs)",
+           (need_perf, need_perf_software), _with("perf"), _perf_note),
+    Method("perf.probe.kernel", "perf probe on kernel functions",
+           (need_perf, need_tracefs, need_kprobe_events, need_kprobes_allowed), _with("perf"),
+           lambda f: _perf_note(f) + _debuginfo_note(f)),
+    Method("perf.probe.user", "perf probe -x on user functions",
+           (need_perf, need_tracefs, need_uprobe_events), _with("perf"), _perf_note),
+    Method("trace-cmd", "trace-cmd record/report (function tracer)",
+           (need_trace_cmd, need_tracefs, need_function_tracer), _with("trace-cmd")),
+    Method("bcc", "bcc tools (execsnoop-bpfcc, opensnoop-bpfcc)",
+           (need_bcc, need_bpf, need_bpf_kernel_reads, need_kprobe_events, need_headers), _with("bcc"),
+           _memlock_note),
+    Method("libbpf-tools", "libbpf-tools (CO-RE: execsnoop, opensnoop)",
+           (need_libbpf_tools, need_bpf, need_btf, need_tracefs, need_tracepoints), _with("libbpf-tools"),
+           _memlock_note),
+    Method("bpftrace.kprobe", "bpftrace kprobe",
+           (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_kprobe_events), _with("bpftrace"),
+           _memlock_note),
+    Method("bpftrace.uprobe", "bpftrace uprobe",
+           (need_bpftrace, need_bpf, need_tracefs, need_uprobe_events), _with("bpftrace"), _memlock_note),
+    Method("bpftrace.tracepoint", "bpftrace tracepoint",
+           (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_tracepoints), _with("bpftrace"),
+           _memlock_note),
+    Method("systemtap.module", "systemtap, kernel module runtime",
+           (need_stap, need_modules, need_unsigned_modules, need_build_tree, need_compiler), _with("stap"),
+           _debuginfo_note),
+    Method("systemtap.bpf", "systemtap, BPF runtime (--runtime=bpf)",
+           (need_stap, need_stap_bpf_runtime, need_bpf, need_memlock_raisable), _with("stap"), _debuginfo_note),
+    Method("sysdig.kmod", "sysdig, kernel module driver (scap)",
+           (need_sysdig, need_modules, need_unsigned_modules, need_build_tree, need_sysdig_kmod), _with("sysdig")),
+    Method("sysdig.modern-ebpf", "sysdig, modern eBPF driver (--modern-bpf)",
+           (need_sysdig, need_kernel_at_least(5, 8, "BPF ring buffer"), need_btf, need_bpf, need_sysdig_modern),
+           _with("sysdig")),
+)
+
+METHOD_IDS = tuple(m.id for m in METHODS)
+
+
+def judge(method, facts):
+    blocks = [b for b in (req(facts) for req in method.requires) if b is not None]
+    notes = list(method.notes(facts))
+    if not blocks:
+        return Verdict(method.id, method.title, READY, method.ready_reason(facts).strip(), None, None, [], notes)
+    worst = max(blocks, key=lambda b: _SEVERITY[b.status])
+    first = next(b for b in blocks if b.status == worst.status)
+    component = first.component if first.status == MISSING else None
+    remedy = first.remedy
+    if first.status == MISSING:
+        components = []
+        for b in blocks:
+            if b.component and b.component not in components:
+                components.append(b.component)
+        remedy = "tracekit setup " + " ".join(components)
+    return Verdict(method.id, method.title, first.status, first.cause, remedy, component,
+                   [b.cause for b in blocks], notes)
+
+
+@dataclass
+class Report:
+    facts: dict
+    verdicts: list
+    required: tuple = ()
+
+    @property
+    def summary(self):
+        return {status: sum(1 for v in self.verdicts if v.status == status) for status in STATUSES}
+
+    @property
+    def exit_code(self):
+        """1 when a required method is not ready, or setup could fix something
+        (a `missing` verdict); otherwise 0.  Kernel limits alone do not fail."""
+        by_id = {v.id: v for v in self.verdicts}
+        if any(by_id[r].status != READY for r in self.required):
+            return 1
+        return 1 if any(v.status == MISSING for v in self.verdicts) else 0
+
+    def to_dict(self, version):
+        kernel = self.facts.get("kernel") or {}
+        host = self.facts.get("host") or {}
+        return {
+            "schema": SCHEMA,
+            "tracekit_version": version,
+            "host": {
+                "hostname": host.get("hostname"),
+                "distro": host.get("distro"),
+                "kernel": kernel.get("release"),
+                "arch": kernel.get("arch"),
+            },
+            "required": list(self.required),
+            "methods": [v.to_dict() for v in self.verdicts],
+            "summary": self.summary,
+            "exit_code": self.exit_code,
+            "facts": self.facts,
+        }
+
+
+def evaluate(facts, required=()):
+    unknown = [r for r in required if r not in METHOD_IDS]
+    if unknown:
+        raise UsageError("unknown method %s; valid: %s" % (", ".join(unknown), ", ".join(METHOD_IDS)))
+    return Report(facts, [judge(m, facts) for m in METHODS], tuple(required))
+
+
+def diagnose(root="/", required=()):
+    """Collect this host's facts and judge them."""
+    from tracekit.agent import facts as agent_facts
+
+    return evaluate(agent_facts.collect(root), required)
