@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 
-from . import kconfig
+from . import elf, kconfig
 
 SCHEMA = 1
 
@@ -606,44 +606,7 @@ def _bpf_prog_load(ctypes, libc, nr):
 def elf_has_section(path, names):
     """True/False whether an ELF file has one of the named sections; None if
     it cannot be read as ELF.  Reads only the headers (vmlinux is huge)."""
-    import struct
-    try:
-        with open(path, "rb") as f:
-            ident = f.read(64)
-            if len(ident) < 64 or ident[:4] != b"\x7fELF":
-                return None
-            is64, endian = ident[4] == 2, "<" if ident[5] == 1 else ">"
-            if is64:
-                shoff, = struct.unpack_from(endian + "Q", ident, 0x28)
-                shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", ident, 0x3A)
-            else:
-                shoff, = struct.unpack_from(endian + "I", ident, 0x20)
-                shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", ident, 0x2E)
-            f.seek(shoff)
-            table = f.read(shentsize * shnum)
-            if len(table) < shentsize * shnum or shstrndx >= shnum:
-                return None
-
-            def section(i):
-                off = i * shentsize
-                if is64:
-                    name, _, _, _, offset, size = struct.unpack_from(endian + "IIQQQQ", table, off)
-                else:
-                    name, _, _, _, offset, size = struct.unpack_from(endian + "IIIIII", table, off)
-                return name, offset, size
-
-            _, str_off, str_size = section(shstrndx)
-            f.seek(str_off)
-            strtab = f.read(str_size)
-            wanted = {n.encode() for n in names}
-            for i in range(shnum):
-                name_off, _, size = section(i)
-                name = strtab[name_off:strtab.find(b"\0", name_off)]
-                if name in wanted and size > 0:
-                    return True
-            return False
-    except (OSError, struct.error):
-        return None
+    return elf.has_section(path, tuple(names))
 
 
 def _run_all(queries, timeout=5):

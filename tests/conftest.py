@@ -1,0 +1,29 @@
+"""Test tiers are pytest markers, given by directory: tests/unit -> unit,
+tests/cli -> cli, tests/host -> host, tests/fleet -> fleet, tests/lab -> lab.
+Select with e.g. `-m unit` or `-m "not lab"`."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+DATA = TESTS / "data"
+TIERS = ("unit", "cli", "host", "fleet", "lab")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).relative_to(TESTS)
+        tier = rel.parts[0] if len(rel.parts) > 1 else None
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    return DATA
+
+
+def is_root():
+    return os.geteuid() == 0

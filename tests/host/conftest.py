@@ -1,0 +1,57 @@
+"""Host tier: real tracing on this machine.  Needs root; tracefs is mounted
+for the session if it was not, and unmounted again afterwards."""
+
+import os
+import subprocess
+
+import pytest
+
+from tracekit import doctor
+from tracekit.agent import checks
+
+TRACEFS = "/sys/kernel/tracing"
+
+
+def _mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+@pytest.fixture(scope="session")
+def tracefs():
+    if os.geteuid() != 0:
+        pytest.skip("host tier needs root (euid is %d)" % os.geteuid())
+    mounted_here = False
+    if not _mounted(TRACEFS):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", TRACEFS], check=True)
+        mounted_here = True
+    yield TRACEFS
+    if mounted_here:
+        subprocess.run(["umount", TRACEFS], check=True)
+
+
+@pytest.fixture(scope="session")
+def report(tracefs):
+    return doctor.diagnose()
+
+
+@pytest.fixture(scope="session")
+def verdicts(report):
+    return {v.id: v for v in report.verdicts}
+
+
+@pytest.fixture(scope="session")
+def check_context(report):
+    ctx = checks.Context(report.facts)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def unchanged_tracing_state(tracefs):
+    """Fails the test if the global tracing state differs afterwards."""
+    before = checks.snapshot_tracing_state(tracefs)
+    yield before
+    after = checks.snapshot_tracing_state(tracefs)
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not changed, "tracing state changed: %r" % changed

@@ -1,0 +1,743 @@
+"""Smoke traces: one small, real trace per tracing method, each observing
+events it caused itself.
+
+Every check leaves the host's tracing state as it found it: probes get
+unique names in the "tracekit" group, events are recorded in a private
+tracefs instance, and everything created is removed in ``finally`` blocks.
+
+Standard library only (see tracekit/agent/__init__.py): the same checks run
+here and, shipped by Ansible, on remote hosts.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+from . import elf
+
+PASSED, FAILED = "passed", "failed"
+GROUP = "tracekit"
+# Register holding a function's first (and second) integer argument.
+ARG_REGS = {"x86_64": ("%di", "%si"), "aarch64": ("%x0", "%x1"), "riscv64": ("%a0", "%a1"),
+            "ppc64le": ("%r3", "%r4"), "s390x": ("%r2", "%r3")}
+TARGET_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "target.c")
+
+
+class CheckFailed(Exception):
+    """The trace did not happen; the message says what was seen instead."""
+
+
+class Result:
+    def __init__(self, check_id, status, detail, evidence=(), seconds=0.0):
+        self.id, self.status, self.detail = check_id, status, detail
+        self.evidence, self.seconds = list(evidence), seconds
+
+    def to_dict(self):
+        return {"id": self.id, "status": self.status, "detail": self.detail,
+                "evidence": self.evidence, "seconds": round(self.seconds, 3)}
+
+    def __repr__(self):
+        return "Result(%s, %s, %r)" % (self.id, self.status, self.detail)
+
+
+class Context:
+    """What the checks share: a work directory, the compiled target, tools."""
+
+    def __init__(self, facts, workdir=None, timeout_scale=1.0):
+        self.facts = facts
+        self.arch = (facts.get("kernel") or {}).get("arch") or os.uname().machine
+        self.tracefs = (facts.get("tracefs") or {}).get("path") or "/sys/kernel/tracing"
+        self.timeout_scale = timeout_scale
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="tracekit-check-")
+        self._target = None
+        self._serial = 0
+
+    def close(self):
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def unique(self, stem):
+        """A probe/instance name no other run on this kernel uses."""
+        self._serial += 1
+        return "tk_%s_%d_%d" % (stem, os.getpid(), self._serial)
+
+    def tool(self, name):
+        info = (self.facts.get("tools") or {}).get(name) or {}
+        path = info.get("usable_path") or info.get("path")
+        if not path:
+            raise CheckFailed("%s is not installed" % name)
+        return path
+
+    def target(self):
+        """The probe target, compiled here (so it matches this host's ABI)."""
+        if self._target is None:
+            out = os.path.join(self.workdir, "tracekit-target")
+            gcc = shutil.which("gcc") or shutil.which("cc")
+            if not gcc:
+                raise CheckFailed("no C compiler to build the probe target")
+            run([gcc, "-g", "-O1", "-o", out, TARGET_SOURCE], timeout=60)
+            self._target = out
+        return self._target
+
+    def marker(self):
+        """A file whose unique name shows up in traces of the opens we cause."""
+        path = os.path.join(self.workdir, "marker-" + uuid.uuid4().hex[:12])
+        with open(path, "w") as f:
+            f.write("tracekit\n")
+        return path
+
+    @contextlib.contextmanager
+    def instance(self):
+        """A private tracefs instance: our events never touch the global buffer."""
+        path = os.path.join(self.tracefs, "instances", self.unique("inst"))
+        os.mkdir(path)
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                write(os.path.join(path, "events/enable"), "0")
+            with contextlib.suppress(OSError):
+                write(os.path.join(path, "current_tracer"), "nop")
+            _rmdir_retry(path)
+
+    @contextlib.contextmanager
+    def dynamic_event(self, kind, definition, name):
+        """Add a kprobe/uprobe event definition; always remove it again."""
+        events_file = os.path.join(self.tracefs, kind)
+        append(events_file, definition)
+        try:
+            yield os.path.join("events", GROUP, name)
+        finally:
+            remove_dynamic_event(events_file, "%s/%s" % (GROUP, name))
+
+
+# -- file and process helpers ------------------------------------------------
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def append(path, text):
+    # O_APPEND without O_TRUNC: truncating kprobe_events/uprobe_events would
+    # delete every probe on the system.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, text.encode())
+    except OSError as exc:
+        raise CheckFailed("writing %r to %s: %s" % (text, path, exc.strerror))
+    finally:
+        os.close(fd)
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def remove_dynamic_event(events_file, group_name):
+    with contextlib.suppress(OSError):
+        if group_name in read(events_file):
+            append(events_file, "-:%s" % group_name)
+
+
+def _rmdir_retry(path):
+    for _ in range(20):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # EBUSY while a reader still holds the buffer
+            time.sleep(0.05)
+    os.rmdir(path)
+
+
+def run(argv, timeout=30, check=True, env=None, input_text=None):
+    """Run a command; CheckFailed with its last output lines if it fails."""
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+                              input=input_text, env=dict(os.environ, LC_ALL="C", **(env or {})),
+                              universal_newlines=True, stdin=None if input_text else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise CheckFailed("%s: not found" % argv[0])
+    except subprocess.TimeoutExpired as exc:
+        raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
+    if check and proc.returncode != 0:
+        raise CheckFailed("%s exited %d: %s" % (os.path.basename(argv[0]), proc.returncode, _tail(proc.stdout)))
+    return proc.stdout
+
+
+def _tail(text, lines=3):
+    kept = [line.strip() for line in (text or "").strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) or "(no output)"
+
+
+def open_marker(path, times=3):
+    for _ in range(times):
+        with open(path):
+            pass
+
+
+def kernel_open_function():
+    """The open path's kernel function this kernel has (do_sys_openat2 from 5.6)."""
+    names = set()
+    with contextlib.suppress(OSError):
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                name = line.rstrip().rsplit(" ", 1)[-1]
+                if name in ("do_sys_openat2", "do_sys_open"):
+                    names.add(name)
+    for name in ("do_sys_openat2", "do_sys_open"):
+        if name in names:
+            return name
+    raise CheckFailed("neither do_sys_openat2 nor do_sys_open in /proc/kallsyms")
+
+
+def trace_lines(instance, needle):
+    return [line.strip() for line in read(os.path.join(instance, "trace")).splitlines()
+            if needle in line and not line.startswith("#")]
+
+
+# -- tracefs checks ----------------------------------------------------------------
+def check_tracepoint(ctx):
+    marker = ctx.marker()
+    with ctx.instance() as inst:
+        event = os.path.join(inst, "events/syscalls/sys_enter_openat")
+        if not os.path.isdir(event):
+            raise CheckFailed("no syscalls/sys_enter_openat event in tracefs")
+        write(os.path.join(event, "filter"), "common_pid == %d" % os.getpid())
+        write(os.path.join(event, "enable"), "1")
+        open_marker(marker)
+        write(os.path.join(event, "enable"), "0")
+        hits = trace_lines(inst, "sys_openat(")
+    if len(hits) < 3:
+        raise CheckFailed("expected 3 sys_enter_openat events from pid %d, saw %d" % (os.getpid(), len(hits)))
+    return "%d sys_enter_openat events from our pid" % len(hits), hits[:3]
+
+
+def _check_kprobe(ctx, ret):
+    fn = kernel_open_function()
+    name = ctx.unique("kretprobe" if ret else "kprobe")
+    regs = ARG_REGS.get(ctx.arch)
+    if not regs:
+        raise CheckFailed("no argument registers known for %s" % ctx.arch)
+    definition = ("r:%s/%s %s ret=$retval:s32" % (GROUP, name, fn) if ret else
+                  "p:%s/%s %s filename=+0(%s):ustring" % (GROUP, name, fn, regs[1]))
+    if not os.path.exists(os.path.join(ctx.tracefs, "kprobe_events")):
+        raise CheckFailed("no kprobe_events in %s" % ctx.tracefs)
+    marker = ctx.marker()
+    with ctx.dynamic_event("kprobe_events", definition, name) as event_rel:
+        with ctx.instance() as inst:
+            event = os.path.join(inst, event_rel)
+            write(os.path.join(event, "filter"), "common_pid == %d" % os.getpid())
+            write(os.path.join(event, "enable"), "1")
+            open_marker(marker)
+            write(os.path.join(event, "enable"), "0")
+            hits = trace_lines(inst, name)
+    if ret:
+        fds = [line for line in hits if re.search(r"ret=\d+", line)]
+        if len(fds) < 3:
+            raise CheckFailed("expected 3 %s returns with a file descriptor, saw %d" % (fn, len(fds)))
+        return "kretprobe on %s: %d returns with $retval" % (fn, len(fds)), fds[:3]
+    seen = [line for line in hits if os.path.basename(marker) in line]
+    if len(seen) < 3:
+        raise CheckFailed("expected 3 %s hits naming %s, saw %d" % (fn, os.path.basename(marker), len(seen)))
+    return "kprobe on %s: %d hits with the filename argument" % (fn, len(seen)), seen[:3]
+
+
+def check_kprobe(ctx):
+    return _check_kprobe(ctx, ret=False)
+
+
+def check_kretprobe(ctx):
+    return _check_kprobe(ctx, ret=True)
+
+
+def _check_uprobe(ctx, ret):
+    target = ctx.target()
+    offset = elf.symbol_file_offset(target, "tk_work")
+    regs = ARG_REGS.get(ctx.arch)
+    if not regs:
+        raise CheckFailed("no argument registers known for %s" % ctx.arch)
+    name = ctx.unique("uretprobe" if ret else "uprobe")
+    fetch = "ret=$retval:s32" if ret else "n=%s:s32" % regs[0]
+    definition = "%s:%s/%s %s:0x%x %s" % ("r" if ret else "p", GROUP, name, target, offset, fetch)
+    if not os.path.exists(os.path.join(ctx.tracefs, "uprobe_events")):
+        raise CheckFailed("no uprobe_events in %s" % ctx.tracefs)
+    with ctx.dynamic_event("uprobe_events", definition, name) as event_rel:
+        with ctx.instance() as inst:
+            write(os.path.join(inst, event_rel, "enable"), "1")
+            run([target, "3", "0"])
+            write(os.path.join(inst, event_rel, "enable"), "0")
+            hits = trace_lines(inst, name)
+    values = [int(m.group(1)) for m in (re.search(r"(?:ret|n)=(-?\d+)", h) for h in hits) if m]
+    expected = [3, 5, 7] if ret else [1, 2, 3]
+    if values != expected:
+        raise CheckFailed("expected %s values %s from tk_work, saw %s" % ("return" if ret else "argument",
+                                                                         expected, values))
+    return "%s on tk_work: %s %s" % ("uretprobe" if ret else "uprobe", "returns" if ret else "arguments",
+                                       values), hits
+
+
+def check_uprobe(ctx):
+    return _check_uprobe(ctx, ret=False)
+
+
+def check_uretprobe(ctx):
+    return _check_uprobe(ctx, ret=True)
+
+
+def check_function(ctx):
+    fn = kernel_open_function()
+    marker = ctx.marker()
+    with ctx.instance() as inst:
+        if "function" not in read(os.path.join(inst, "available_tracers")).split():
+            raise CheckFailed("function tracer not offered in a tracefs instance")
+        try:
+            write(os.path.join(inst, "set_ftrace_filter"), fn)
+            write(os.path.join(inst, "set_ftrace_pid"), str(os.getpid()))
+            write(os.path.join(inst, "current_tracer"), "function")
+        except OSError as exc:
+            raise CheckFailed("setting up the function tracer: %s" % exc.strerror)
+        open_marker(marker)
+        hits = trace_lines(inst, fn)
+    if not hits:
+        raise CheckFailed("function tracer recorded no %s calls" % fn)
+    return "function tracer: %d calls of %s" % (len(hits), fn), hits[:3]
+
+
+def check_function_graph(ctx):
+    fn = kernel_open_function()
+    marker = ctx.marker()
+    with ctx.instance() as inst:
+        tracers = read(os.path.join(inst, "available_tracers")).split()
+        if "function_graph" not in tracers:
+            global_tracers = read(os.path.join(ctx.tracefs, "available_tracers")).split()
+            if "function_graph" not in global_tracers:
+                try:
+                    write(os.path.join(inst, "current_tracer"), "function_graph")
+                except OSError as exc:
+                    raise CheckFailed("function_graph tracer: %s" % exc.strerror)
+                raise CheckFailed("function_graph is not an available tracer")
+    if "function_graph" in tracers:
+        with ctx.instance() as inst:
+            return _graph_trace(inst, fn, marker)
+    # Instances on some kernels (6.8) offer no function_graph: borrow the
+    # global tracer, but only when nobody else is using it.
+    with borrowed_global_tracer(ctx.tracefs) as root:
+        return _graph_trace(root, fn, marker)
+
+
+def _graph_trace(tracefs_dir, fn, marker):
+    try:
+        write(os.path.join(tracefs_dir, "set_graph_function"), fn)
+        write(os.path.join(tracefs_dir, "set_ftrace_pid"), str(os.getpid()))
+        write(os.path.join(tracefs_dir, "options/funcgraph-proc"), "1")
+        write(os.path.join(tracefs_dir, "current_tracer"), "function_graph")
+    except OSError as exc:
+        raise CheckFailed("setting up function_graph: %s" % exc.strerror)
+    open_marker(marker)
+    lines = [line.rstrip() for line in read(os.path.join(tracefs_dir, "trace")).splitlines()
+             if not line.startswith("#")]
+    calls = [line for line in lines if fn + "()" in line or fn + "() {" in line]
+    if not calls:
+        raise CheckFailed("function_graph recorded no %s call tree" % fn)
+    return "function_graph: %d %s call trees" % (len(calls), fn), lines[:8]
+
+
+GLOBAL_SETTINGS = ("current_tracer", "set_graph_function", "set_ftrace_pid", "options/funcgraph-proc",
+                   "tracing_on")
+
+
+@contextlib.contextmanager
+def borrowed_global_tracer(tracefs):
+    """Use the global tracer if idle; restore every setting touched."""
+    current = read(os.path.join(tracefs, "current_tracer")).strip()
+    events = read(os.path.join(tracefs, "set_event")).strip()
+    if current != "nop" or events:
+        raise CheckFailed("global tracer in use (current_tracer=%s%s)" % (
+            current, ", events enabled" if events else ""))
+    saved = {}
+    for name in GLOBAL_SETTINGS:
+        with contextlib.suppress(OSError):
+            saved[name] = read(os.path.join(tracefs, name))
+    try:
+        yield tracefs
+    finally:
+        write(os.path.join(tracefs, "current_tracer"), "nop")
+        for name in ("set_graph_function", "set_ftrace_pid"):
+            text = saved.get(name, "")
+            # Reading back "#### all functions enabled ####" or "no pid" means empty.
+            with contextlib.suppress(OSError):
+                fd = os.open(os.path.join(tracefs, name), os.O_WRONLY | os.O_TRUNC)
+                os.close(fd)
+            keep = [t for t in text.split() if not t.startswith("#") and t != "no" and t != "pid"]
+            if keep:
+                with contextlib.suppress(OSError):
+                    write(os.path.join(tracefs, name), " ".join(keep))
+        for name in ("options/funcgraph-proc", "tracing_on"):
+            if name in saved:
+                with contextlib.suppress(OSError):
+                    write(os.path.join(tracefs, name), saved[name].strip())
+
+
+# -- perf ------------------------------------------------------------------------
+def _perf_stat(ctx, events):
+    perf = ctx.tool("perf")
+    out = run([perf, "stat", "-x", ",", "-e", ",".join(events), "--", ctx.target(), "2", "10"])
+    values = {}
+    for line in out.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and fields[2] in events:
+            values[fields[2]] = fields[0]
+    return values
+
+
+def check_perf_hardware(ctx):
+    values = _perf_stat(ctx, ["cycles", "instructions"])
+    bad = {k: v for k, v in values.items() if not re.match(r"^\d", v)}
+    if bad or len(values) < 2:
+        raise CheckFailed("perf stat: %s" % (", ".join("%s %s" % kv for kv in bad.items()) or "no counts"))
+    return "perf stat: cycles %s, instructions %s" % (values["cycles"], values["instructions"]), \
+        ["%s,%s" % kv for kv in values.items()]
+
+
+def check_perf_software(ctx):
+    events = ["task-clock", "context-switches", "cpu-migrations", "page-faults"]
+    values = _perf_stat(ctx, events)
+    bad = [k for k in events if not re.match(r"^\d", values.get(k, ""))]
+    if bad:
+        raise CheckFailed("perf stat counted nothing for %s" % ", ".join(bad))
+    return "perf stat: " + ", ".join("%s %s" % (k, values[k]) for k in events), \
+        ["%s,%s" % (k, values[k]) for k in events]
+
+
+def check_perf_sampling(ctx):
+    perf = ctx.tool("perf")
+    data = os.path.join(ctx.workdir, ctx.unique("perf") + ".data")
+    run([perf, "record", "-q", "-e", "cpu-clock", "-F", "997", "-g", "-o", data, "--",
+         ctx.target(), "8", "0", "2000000"], timeout=60)
+    script = run([perf, "script", "-i", data], timeout=60)
+    samples = script.count("tk_work")
+    if samples < 5:
+        raise CheckFailed("perf record: %d samples in tk_work" % samples)
+    return "perf record -g: %d stack frames in tk_work" % samples, script.splitlines()[:6]
+
+
+@contextlib.contextmanager
+def perf_probe(perf, args, event):
+    """perf probe -a ...; always deleted again."""
+    run([perf, "probe"] + args)
+    try:
+        yield event
+    finally:
+        subprocess.run([perf, "probe", "-q", "-d", event], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def check_perf_probe_kernel(ctx):
+    perf = ctx.tool("perf")
+    fn = kernel_open_function()
+    name = ctx.unique("pk")
+    marker = ctx.marker()
+    data = os.path.join(ctx.workdir, name + ".data")
+    with perf_probe(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name)) as event:
+        run([perf, "record", "-q", "-e", event, "-o", data, "--", "cat", marker])
+    script = run([perf, "script", "-i", data])
+    hits = [line.strip() for line in script.splitlines() if name in line]
+    if not hits:
+        raise CheckFailed("perf probe on %s recorded nothing" % fn)
+    return "perf probe %s: %d hits" % (fn, len(hits)), hits[:3]
+
+
+def check_perf_probe_user(ctx):
+    perf = ctx.tool("perf")
+    target = ctx.target()
+    name = ctx.unique("pu")
+    data = os.path.join(ctx.workdir, name + ".data")
+    with perf_probe(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)], "%s:%s" % (GROUP, name)) as event:
+        run([perf, "record", "-q", "-e", event, "-o", data, "--", target, "3", "0"])
+    script = run([perf, "script", "-i", data])
+    values = [int(m.group(1)) for m in re.finditer(r"\bn=(-?\d+)", script)]
+    if values != [1, 2, 3]:
+        raise CheckFailed("perf probe -x tk_work: expected n=1,2,3, saw %s" % values)
+    return "perf probe -x tk_work: arguments %s" % values, script.splitlines()[:3]
+
+
+# -- trace-cmd -----------------------------------------------------------------------
+def check_trace_cmd(ctx):
+    trace_cmd = ctx.tool("trace-cmd")
+    fn = kernel_open_function()
+    # `trace-cmd list -f` reads available_filter_functions: without access to
+    # the function tracer nothing else trace-cmd does here can work.
+    listed = run([trace_cmd, "list", "-f", fn], check=False)
+    if fn not in listed.split():
+        raise CheckFailed("trace-cmd list -f %s: %s" % (fn, _tail(listed)))
+    marker = ctx.marker()
+    instance = ctx.unique("tc")
+    data = os.path.join(ctx.workdir, instance + ".dat")
+    try:
+        # -B: a private instance, so the global buffer is left alone.
+        run([trace_cmd, "record", "-q", "-B", instance, "-p", "function", "-l", fn, "-F",
+             "-o", data, "cat", marker], timeout=120)
+    finally:
+        path = os.path.join(ctx.tracefs, "instances", instance)
+        if os.path.isdir(path):
+            with contextlib.suppress(OSError):
+                write(os.path.join(path, "current_tracer"), "nop")
+            with contextlib.suppress(OSError):
+                _rmdir_retry(path)
+    report = run([trace_cmd, "report", "-i", data], timeout=120)
+    hits = [line.strip() for line in report.splitlines() if fn in line]
+    if not hits:
+        raise CheckFailed("trace-cmd report shows no %s" % fn)
+    return "trace-cmd record/report: %d %s calls" % (len(hits), fn), hits[:3]
+
+
+# -- BPF tools ------------------------------------------------------------------------
+def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
+    """Run a snoop tool, exec a marked command until the tool shows it."""
+    tag = "tkmark" + uuid.uuid4().hex[:10]
+    # stdbuf: C tools block-buffer a pipe, and we read their lines as they come.
+    stdbuf = shutil.which("stdbuf")
+    argv = ([stdbuf, "-oL"] if stdbuf else []) + argv
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            universal_newlines=True, env=dict(os.environ, LC_ALL="C", PYTHONUNBUFFERED="1"),
+                            start_new_session=True)
+    output = []
+    try:
+        deadline = time.monotonic() + startup_timeout * ctx.timeout_scale
+        if not _wait_for_line(proc, output, ready_pattern, deadline):
+            raise CheckFailed("%s did not start: %s" % (os.path.basename(argv[-1]), _tail("".join(output))))
+        seen = False
+        deadline = time.monotonic() + 15 * ctx.timeout_scale
+        while not seen and time.monotonic() < deadline:
+            subprocess.run(["/bin/sh", "-c", ": " + tag], stdout=subprocess.DEVNULL)
+            seen = _wait_for_line(proc, output, re.escape(tag), time.monotonic() + 1)
+        if not seen:
+            raise CheckFailed("%s did not report the exec of our marker" % os.path.basename(argv[-1]))
+        return [line.rstrip() for line in output if tag in line][:3]
+    finally:
+        _stop(proc)
+
+
+def _wait_for_line(proc, output, pattern, deadline):
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        while time.monotonic() < deadline:
+            if any(re.search(pattern, line) for line in output):
+                return True
+            if not sel.select(timeout=max(0.0, min(0.5, deadline - time.monotonic()))):
+                if proc.poll() is not None:
+                    return False
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                return any(re.search(pattern, line) for line in output)
+            output.append(line)
+        return any(re.search(pattern, line) for line in output)
+    finally:
+        sel.close()
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def check_bcc(ctx):
+    info = (ctx.facts.get("tools") or {}).get("bcc") or {}
+    if not info.get("found"):
+        raise CheckFailed("bcc is not installed")
+    tool = os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin") else "execsnoop")
+    # bcc compiles its program with clang at start-up: slow under emulation.
+    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=180)
+    return "bcc execsnoop saw our exec", lines
+
+
+def check_libbpf_tools(ctx):
+    info = (ctx.facts.get("tools") or {}).get("libbpf-tools") or {}
+    if not info.get("found"):
+        raise CheckFailed("libbpf-tools are not installed")
+    lines = _watch_execs(ctx, [os.path.join(info["tools_dir"], "execsnoop")], r"PCOMM|COMM", startup_timeout=60)
+    return "libbpf-tools execsnoop saw our exec", lines
+
+
+def _bpftrace(ctx, program, command, timeout=60):
+    bpftrace = ctx.tool("bpftrace")
+    out = run([bpftrace, "-e", program, "-c", command], timeout=timeout * ctx.timeout_scale)
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^@(\w+): (-?\d+)$", out, re.M)}, out
+
+
+def check_bpftrace_kprobe(ctx):
+    fn = kernel_open_function()
+    marker = ctx.marker()
+    maps, out = _bpftrace(ctx, "kprobe:%s /pid == cpid/ { @opens = count(); }" % fn, "/bin/cat " + marker)
+    if maps.get("opens", 0) < 1:
+        raise CheckFailed("bpftrace kprobe:%s counted no opens: %s" % (fn, _tail(out)))
+    return "bpftrace kprobe:%s: %d opens by the child" % (fn, maps["opens"]), out.strip().splitlines()[-2:]
+
+
+def check_bpftrace_tracepoint(ctx):
+    marker = ctx.marker()
+    maps, out = _bpftrace(ctx, "tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @opens = count(); }",
+                          "/bin/cat " + marker)
+    if maps.get("opens", 0) < 1:
+        raise CheckFailed("bpftrace tracepoint counted no openat: %s" % _tail(out))
+    return "bpftrace tracepoint:syscalls:sys_enter_openat: %d by the child" % maps["opens"], \
+        out.strip().splitlines()[-2:]
+
+
+def check_bpftrace_uprobe(ctx):
+    target = ctx.target()
+    maps, out = _bpftrace(ctx, "uprobe:%s:tk_work { @calls = count(); @argsum = sum(arg0); }" % target,
+                          "%s 3 0" % target)
+    if maps.get("calls") != 3 or maps.get("argsum") != 6:
+        raise CheckFailed("bpftrace uprobe: expected 3 calls with arguments summing to 6, saw %s" % maps)
+    return "bpftrace uprobe:tk_work: 3 calls, arguments sum 6", out.strip().splitlines()[-2:]
+
+
+# -- systemtap, sysdig ------------------------------------------------------------------
+STAP_BEGIN_END = 'probe begin { println("tracekit-begin") exit() } probe end { println("tracekit-end") }'
+
+
+def _stap(ctx, extra, timeout):
+    stap = ctx.tool("stap")
+    out = run([stap] + extra + ["-e", STAP_BEGIN_END], timeout=timeout * ctx.timeout_scale)
+    if "tracekit-begin" not in out or "tracekit-end" not in out:
+        raise CheckFailed("stap printed no begin/end: %s" % _tail(out))
+    return "stap begin/end probes ran", [line for line in out.splitlines() if "tracekit-" in line]
+
+
+def check_systemtap_module(ctx):
+    return _stap(ctx, [], timeout=1800)
+
+
+def check_systemtap_bpf(ctx):
+    return _stap(ctx, ["--runtime=bpf"], timeout=300)
+
+
+def _sysdig(ctx, extra):
+    sysdig = ctx.tool("sysdig")
+    marker = ctx.marker()
+    capture = os.path.join(ctx.workdir, ctx.unique("sysdig") + ".scap")
+    tag = os.path.basename(marker)
+    proc = subprocess.Popen([sysdig] + extra + ["-w", capture, "proc.pid=%d" % os.getpid()],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            universal_newlines=True, start_new_session=True)
+    try:
+        time.sleep(2 * ctx.timeout_scale)
+        if proc.poll() is not None:
+            raise CheckFailed("sysdig exited %d: %s" % (proc.returncode, _tail(proc.stdout.read())))
+        open_marker(marker)
+        time.sleep(1)
+    finally:
+        _stop(proc)
+    out = run([sysdig, "-r", capture, "-p", "%evt.type %fd.name", "fd.name contains %s" % tag])
+    hits = [line for line in out.splitlines() if tag in line]
+    if not hits:
+        raise CheckFailed("sysdig capture has no event on our marker file")
+    return "sysdig captured %d events on our marker" % len(hits), hits[:3]
+
+
+def check_sysdig_kmod(ctx):
+    return _sysdig(ctx, [])
+
+
+def check_sysdig_modern(ctx):
+    return _sysdig(ctx, ["--modern-bpf"])
+
+
+# -- global state ------------------------------------------------------------------
+GLOBAL_STATE_FILES = ("tracing_on", "current_tracer", "set_event", "set_ftrace_filter", "set_ftrace_pid",
+                      "set_graph_function", "set_event_pid", "kprobe_events", "uprobe_events", "dynamic_events",
+                      "buffer_size_kb", "trace_options", "tracing_cpumask")
+
+
+def snapshot_tracing_state(tracefs):
+    """The global tracing settings every check must leave as they were (perf
+    probes live in kprobe_events/uprobe_events, so they are included)."""
+    state = {}
+    for name in GLOBAL_STATE_FILES:
+        try:
+            state[name] = read(os.path.join(tracefs, name))
+        except FileNotFoundError:
+            state[name] = None
+        except OSError as exc:
+            state[name] = "<%s>" % (exc.strerror or exc)
+    try:
+        state["instances"] = sorted(os.listdir(os.path.join(tracefs, "instances")))
+    except OSError:
+        state["instances"] = None
+    return state
+
+
+# -- the registry --------------------------------------------------------------------
+class Check:
+    def __init__(self, check_id, method, title, fn, timeout):
+        self.id, self.method, self.title, self.fn, self.timeout = check_id, method, title, fn, timeout
+
+
+# One check per doctor method (same id); explicit, in the order they run.
+CHECKS = (
+    Check("ftrace.function", "ftrace.function", "function tracer on the open path", check_function, 30),
+    Check("ftrace.function_graph", "ftrace.function_graph", "function_graph of the open path",
+          check_function_graph, 30),
+    Check("tracepoint", "tracepoint", "syscalls:sys_enter_openat of our own pid", check_tracepoint, 30),
+    Check("kprobe", "kprobe", "kprobe with the filename argument", check_kprobe, 30),
+    Check("kretprobe", "kretprobe", "kretprobe with $retval", check_kretprobe, 30),
+    Check("uprobe", "uprobe", "uprobe on tk_work with its argument", check_uprobe, 60),
+    Check("uretprobe", "uretprobe", "uretprobe on tk_work with $retval", check_uretprobe, 60),
+    Check("perf.counters.hardware", "perf.counters.hardware", "perf stat cycles, instructions",
+          check_perf_hardware, 60),
+    Check("perf.counters.software", "perf.counters.software", "perf stat software counters",
+          check_perf_software, 60),
+    Check("perf.sampling", "perf.sampling", "perf record -g of tk_work", check_perf_sampling, 120),
+    Check("perf.probe.kernel", "perf.probe.kernel", "perf probe on the kernel open path",
+          check_perf_probe_kernel, 120),
+    Check("perf.probe.user", "perf.probe.user", "perf probe -x tk_work with its argument",
+          check_perf_probe_user, 120),
+    Check("trace-cmd", "trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd, 180),
+    Check("bcc", "bcc", "bcc execsnoop sees our exec", check_bcc, 240),
+    Check("libbpf-tools", "libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools, 120),
+    Check("bpftrace.kprobe", "bpftrace.kprobe", "bpftrace kprobe counts our opens", check_bpftrace_kprobe, 90),
+    Check("bpftrace.uprobe", "bpftrace.uprobe", "bpftrace uprobe on tk_work", check_bpftrace_uprobe, 90),
+    Check("bpftrace.tracepoint", "bpftrace.tracepoint", "bpftrace tracepoint counts our opens",
+          check_bpftrace_tracepoint, 90),
+    Check("systemtap.module", "systemtap.module", "stap begin/end (kernel module)", check_systemtap_module, 1800),
+    Check("systemtap.bpf", "systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf, 300),
+    Check("sysdig.kmod", "sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod, 60),
+    Check("sysdig.modern-ebpf", "sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
+          check_sysdig_modern, 60),
+)
+CHECKS_BY_ID = {c.id: c for c in CHECKS}
+
+
+def run_check(check, ctx):
+    """Run one check; never raises for a failed trace."""
+    start = time.monotonic()
+    try:
+        detail, evidence = check.fn(ctx)
+        status = PASSED
+    except CheckFailed as exc:
+        status, detail, evidence = FAILED, str(exc), []
+    except (OSError, LookupError, ValueError) as exc:
+        status, detail, evidence = FAILED, "%s: %s" % (type(exc).__name__, exc), []
+    return Result(check.id, status, detail, evidence, time.monotonic() - start)
