@@ -28,7 +28,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[test]"
+log=$(mktemp)
+if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[test]" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "test.sh: installing the test dependencies failed" >&2
+    exit 1
+fi
+rm -f "$log"
 
 cd "$root"
 set +e

@@ -24,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain click output: usage errors end in one "Error: ..." line, help reads like a man page.
+    rich_markup_mode=None,
 )
 
 
@@ -74,17 +76,24 @@ def doctor(
     changed on the host: tracefs and securityfs are looked at from a private
     mount namespace when they are not mounted.
 
+    \b
     Examples:
-
       sudo tracekit doctor
-
       sudo tracekit doctor --json | jq '.methods[] | select(.status != "ready")'
-
       sudo tracekit doctor --require uprobe --require perf.probe.user
+      python3 -m tracekit.agent.facts > host.json; tracekit doctor --facts host.json
+
+    \b
+    Exit codes:
+      0  nothing that `tracekit setup` could fix is missing, and every
+         --require'd method is ready (kernel limits alone do not fail)
+      1  something required is not ready
+      2  usage error
     """
     from tracekit import doctor as core
 
-    report = _run(lambda: core.evaluate(_load_facts(facts_file, root_dir), require or ()))
+    required = _run(lambda: core.validate_required(require or ()))
+    report = _run(lambda: core.evaluate(_load_facts(facts_file, root_dir), required))
     if json_output:
         json.dump(report.to_dict(__version__), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")

@@ -176,7 +176,8 @@ def _need_tracer(name, option):
         if (facts.get("sysctl") or {}).get("ftrace_enabled") == 0:
             return Block(UNAVAILABLE, "kernel.ftrace_enabled is 0", "sysctl -w kernel.ftrace_enabled=1")
         state = t.get("function_filter")
-        if state not in ("readable", None):
+        # "absent": no dynamic ftrace, the tracer still works (unfiltered).
+        if state not in ("readable", "absent", None):
             return Block(UNAVAILABLE, "the kernel refuses the function tracer: reading "
                          "available_filter_functions gives %s" % state,
                          "use a kernel (or hypervisor policy) that permits ftrace")
@@ -237,6 +238,12 @@ def need_bpf(facts):
         if unset:
             return Block(UNAVAILABLE, unset, "use a kernel built with CONFIG_BPF_SYSCALL and CONFIG_BPF_EVENTS")
         return Block(UNKNOWN, "BPF program load not probed", "run tracekit doctor on the host")
+    caps = (facts.get("process") or {}).get("capabilities") or {}
+    privileged = caps.get("CAP_SYS_ADMIN") or (caps.get("CAP_BPF") and caps.get("CAP_PERFMON"))
+    if not privileged and result.startswith(("EPERM", "EACCES")):
+        # Tracing BPF needs privilege anyway: this says nothing about the host.
+        return Block(UNKNOWN, "loading BPF needs CAP_BPF and CAP_PERFMON (uid %s lacks them)" % _uid(facts),
+                     "run `sudo tracekit doctor`")
     return Block(UNAVAILABLE, "loading a BPF tracing program gives %s" % result,
                  "run as root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
 
@@ -284,8 +291,9 @@ def need_build_tree(facts):
     if headers.get("build_dir") and headers.get("build_config", True):
         return None
     block = need_headers(dict(facts, headers={}))
-    return Block(block.status, block.cause.replace("kernel headers", "kernel build tree"),
-                 block.remedy, block.component)
+    cause = block.cause.replace("no kernel headers exist", "no kernel build tree exists").replace(
+        "no kernel headers", "no kernel build tree")
+    return Block(block.status, cause, block.remedy, block.component)
 
 
 def need_modules(facts):
@@ -331,16 +339,17 @@ def need_memlock_raisable(facts):
 
 
 def need_stap_bpf_runtime(facts):
-    if "bpf" in (_tool(facts, "stap").get("runtimes") or []):
-        return None
+    stap = _tool(facts, "stap")
+    if not stap.get("found") or "bpf" in (stap.get("runtimes") or []):
+        return None  # need_stap reports a missing systemtap
     return Block(UNAVAILABLE, "this systemtap was built without its BPF runtime", "install a systemtap built with BPF")
 
 
 def need_sysdig_modern(facts):
     sysdig = _tool(facts, "sysdig")
     drivers = sysdig.get("drivers") or {}
-    if drivers.get("modern_ebpf"):
-        return None
+    if not sysdig.get("found") or drivers.get("modern_ebpf"):
+        return None  # need_sysdig reports a missing sysdig
     return Block(MISSING, "sysdig %s has no modern eBPF probe (needs 0.31 or newer)" % sysdig.get("version"),
                  "tracekit setup sysdig with the vendor repository", "sysdig")
 
@@ -522,11 +531,16 @@ class Report:
         }
 
 
-def evaluate(facts, required=()):
+def validate_required(required):
     unknown = [r for r in required if r not in METHOD_IDS]
     if unknown:
         raise UsageError("unknown method %s; valid: %s" % (", ".join(unknown), ", ".join(METHOD_IDS)))
-    return Report(facts, [judge(m, facts) for m in METHODS], tuple(required))
+    return tuple(required)
+
+
+def evaluate(facts, required=()):
+    required = validate_required(required)
+    return Report(facts, [judge(m, facts) for m in METHODS], required)
 
 
 def diagnose(root="/", required=()):

@@ -103,14 +103,15 @@ def elf(sections=(), bits=64, endian="<"):
     shoff = ehsize + len(body)
     ident = b"\x7fELF" + bytes([2 if bits == 64 else 1, 1 if endian == "<" else 2, 1]) + bytes(9)
     addr = "Q" if bits == 64 else "I"
-    header = struct.pack(endian + "16sHHI%s%s%sIHHHHHH" % (addr, addr, addr), ident, 2, 62 if bits == 64 else 3, 1, 0, 0, shoff, 0,
+    machine = 62 if bits == 64 else 3  # x86-64, i386
+    header = struct.pack(endian + "16sHHI%s%s%sIHHHHHH" % (addr, addr, addr), ident, 2, machine, 1, 0, 0, shoff, 0,
                          ehsize, 0, 0, shentsize, len(names), len(names) - 1)
     table = b""
     for i, name in enumerate(names):
         size = 0 if not name else (len(strtab) if name == ".shstrtab" else 16)
         sh_type = 0 if not name else (3 if name == ".shstrtab" else 1)
         table += struct.pack(endian + "II%s%s%s%sII%s%s" % ((addr,) * 4 + (addr, addr)),
-                             name_offsets[i], sh_type, 0, 0, offsets[i] if name else 0, size, 0, 0, 1 if name else 0, 0)
+                             name_offsets[i], sh_type, 0, 0, offsets[i] if name else 0, size, 0, 0, int(bool(name)), 0)
     return header + body + table
 
 

@@ -167,12 +167,13 @@ class _Host:
             uname = os.uname()
             release, version, arch = release or uname.release, version or uname.version, arch or uname.machine
         proc_version = self.read("proc/version") or ""
-        match = re.search(r"\((gcc[^)]*\)[^,]*?)(?:,|\s#)", proc_version)
+        # "(gcc (GCC) 15.3.0, GNU ld ...)" or, on Ubuntu and Debian,
+        # "(x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0, GNU ld ...)".
+        match = re.search(r"\((\S*gcc\S*(?: \([^)]*\))? \d+(?:\.\d+)+)", proc_version)
         compiler = None
         if match:
-            text = match.group(1)
-            ver = re.findall(r"\b(\d+)\.(\d+)(?:\.\d+)?\b", text)
-            compiler = {"text": text.strip(), "gcc_major": int(ver[-1][0]) if ver else None}
+            gcc_version = re.search(r"(\d+)(?:\.\d+)+$", match.group(1))
+            compiler = {"text": match.group(1), "gcc_major": int(gcc_version.group(1))}
         return {"release": release or None, "version": version or None,
                 "arch": arch or None, "compiler": compiler}
 
@@ -286,7 +287,7 @@ class _Host:
             sources.append("DEBUGINFOD_URLS")
         for path in sorted(glob.glob(self.path("etc/debuginfod/*.urls"))):
             text = self.read(os.path.relpath(path, self.root)) or ""
-            found = [u for u in text.split() if not u.startswith("#")]
+            found = [u for line in text.splitlines() for u in line.split("#", 1)[0].split()]
             if found:
                 urls += [u for u in found if u not in urls]
                 sources.append("/" + os.path.relpath(path, self.root))
@@ -318,7 +319,7 @@ class _Host:
     def kernel_probes(self, arch):
         if not self.live:
             return {"perf_hardware": None, "perf_software": None, "bpf_prog_load": None,
-                    "detail": "not probed (not the running host)"}
+                    "detail": "not the running host"}
         numbers = SYSCALLS.get(arch)
         if not numbers:
             return {"perf_hardware": None, "perf_software": None, "bpf_prog_load": None,
@@ -354,7 +355,7 @@ class _Host:
         # Version queries run concurrently: together they stay within a few
         # tens of milliseconds instead of adding up.
         queries = {
-            "perf": ([perf["usable_path"], "--version"] if perf.get("usable_path") else None),
+            "perf": ([self.path(perf["usable_path"]), "--version"] if perf.get("usable_path") else None),
             "trace-cmd": self._cmd("trace-cmd", "--version"),
             "bpftrace": self._cmd("bpftrace", "--version"),
             "stap": self._cmd("stap", "-V"),
@@ -365,7 +366,7 @@ class _Host:
 
         perf["version"] = _first_version(outputs.get("perf"))
         if perf.get("usable_path") and outputs.get("perf") is None:
-            perf["note"] = (perf.get("note") or "") + "%s --version did not run" % perf["usable_path"]
+            perf["note"] = "; ".join(filter(None, [perf.get("note"), "%s --version did not run" % perf["usable_path"]]))
         for name in ("trace-cmd", "bpftrace", "sysdig"):
             path = queries[name][0] if queries[name] else None
             tools[name] = {"found": bool(path), "path": self.display(path),
@@ -440,7 +441,8 @@ class _Host:
         if module:
             text = self.read(os.path.relpath(os.path.join(module, "version.py"), self.root)) or ""
             version = _first_version(text)
-        return {"found": bool(module and tools), "python_module": self.display(module),
+        return {"found": bool(module and tools), "path": ("/" + tools[0]) if tools else None,
+                "python_module": self.display(module),
                 "tools_dir": ("/" + os.path.dirname(tools[0])) if tools else None, "version": version}
 
     def libbpf_tools(self):

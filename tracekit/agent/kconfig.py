@@ -69,10 +69,12 @@ def parse(text):
 
 
 def load(root="/", release=None):
-    """Find and parse the running kernel's config below ``root``."""
-    release = release or os.uname().release
+    """Find and parse the kernel config below ``root`` for kernel ``release``
+    (None: only release-independent locations)."""
     errors = []
     for pattern in CONFIG_LOCATIONS:
+        if release is None and "{release}" in pattern:
+            continue
         path = os.path.join(root, pattern.format(release=release))
         try:
             if path.endswith(".gz"):

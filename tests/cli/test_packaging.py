@@ -1,0 +1,53 @@
+"""A non-editable install in a fresh virtual environment works and carries
+the Ansible roles (provision/) inside the package."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(argv, **kwargs):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=600, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pkg")
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    wheel = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp / "dist"), str(REPO)])
+    assert wheel.returncode == 0, wheel.stdout
+    (whl,) = (tmp / "dist").glob("tracekit-*.whl")
+    venv = tmp / "venv"
+    made = run([python, "-m", "venv", str(venv)])
+    assert made.returncode == 0, made.stdout
+    install = run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                   str(whl)])
+    assert install.returncode == 0, install.stdout
+    return venv
+
+
+def test_roles_ship_inside_the_package(installed):
+    out = run([str(installed / "bin/python"), "-c",
+               "from tracekit.paths import provision_dir; print(provision_dir())"], cwd="/")
+    assert out.returncode == 0, out.stdout
+    shipped = Path(out.stdout.strip())
+    assert installed in shipped.parents, "provision must come from the install, not the checkout: %s" % shipped
+    expected = sorted(p.relative_to(REPO / "provision") for p in (REPO / "provision").rglob("*") if p.is_file())
+    present = sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
+    assert expected and present == expected
+
+
+def test_console_script_runs(installed):
+    version = run([str(installed / "bin/tracekit"), "--version"], cwd="/")
+    assert version.returncode == 0 and version.stdout.startswith("tracekit ")
+    result = subprocess.run([str(installed / "bin/tracekit"), "doctor", "--json"], cwd="/",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    assert json.loads(result.stdout)["schema"] == "tracekit.doctor/1"

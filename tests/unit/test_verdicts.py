@@ -1,0 +1,491 @@
+"""tracekit.doctor: verdicts judged on facts dicts.
+
+The baseline is a fake Ubuntu noble host on which everything is ready
+(collected with facts.collect, plus the kernel_probes only a live host
+measures); each case changes a few facts and checks the verdict path."""
+
+import copy
+import json
+
+import pytest
+
+from tests.unit.fakehost import DISTROS, FakeHost, full_host
+from tracekit import doctor
+from tracekit.agent import facts as agent_facts
+from tracekit.errors import UsageError
+
+PROBES_OK = {"perf_hardware": "ok", "perf_software": "ok", "bpf_prog_load": "ok", "detail": None}
+NOBLE = DISTROS["ubuntu-noble"]["release"]
+NOT_READABLE = {"mounted": False, "path": None, "probed": None, "error": "tracefs is not mounted"}
+NO_STAP = {"found": False, "path": None, "version": None, "features": [], "runtimes": [], "staprun": False}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    result = agent_facts.collect(str(full_host(tmp_path_factory.mktemp("noble"))))
+    result["kernel_probes"] = dict(PROBES_OK)
+    return result
+
+
+@pytest.fixture
+def facts(baseline):
+    return copy.deepcopy(baseline)
+
+
+def change(facts, changes):
+    """Set facts by dotted path: {"tracefs.mounted": False}."""
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = facts
+        for name in parents:
+            node = node[name]
+        node[key] = value
+    return facts
+
+
+def verdict(facts, method_id):
+    return doctor.judge(next(m for m in doctor.METHODS if m.id == method_id), facts)
+
+
+# -- the registry and the baseline ------------------------------------------------------
+def test_registry_has_22_stable_methods():
+    assert len(doctor.METHODS) == 22 and len(set(doctor.METHOD_IDS)) == 22
+    assert doctor.METHOD_IDS[:4] == ("ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe")
+
+
+@pytest.mark.parametrize("method", doctor.METHODS, ids=doctor.METHOD_IDS)
+def test_every_method_ready_on_baseline(facts, method):
+    result = doctor.judge(method, facts)
+    assert result.status == doctor.READY, result
+    assert result.reason and result.remedy is None and result.component is None and result.causes == []
+
+
+def test_baseline_ready_reasons(facts):
+    assert verdict(facts, "kprobe").reason == "kprobe_events in /sys/kernel/tracing"
+    assert verdict(facts, "bpftrace.kprobe").reason == "/usr/bin/bpftrace 0.20.2"
+    assert verdict(facts, "sysdig.modern-ebpf").reason == "/usr/bin/sysdig 0.36.0"
+    assert verdict(facts, "libbpf-tools").reason == "/usr/sbin/execsnoop 1:1.3.0-2build2"
+
+
+def test_baseline_report(facts):
+    report = doctor.evaluate(facts)
+    assert report.summary == {"ready": 22, "missing": 0, "unavailable": 0, "unknown": 0}
+    assert report.exit_code == 0
+
+
+# -- one block per requirement ---------------------------------------------------------
+CASES = [
+    # tracefs
+    ("tracefs-not-mounted", {"tracefs.mounted": False, "tracefs.path": None},
+     "ftrace.function", "missing", "tracefs is not mounted (the kernel has it)", "debugfs"),
+    ("tracefs-unreadable-user", {"tracefs": NOT_READABLE, "process.uid": 1000},
+     "kprobe", "unknown", "cannot read tracefs as uid 1000", None),
+    ("tracefs-unreadable-root", {"tracefs": NOT_READABLE},
+     "uprobe", "unknown", "tracefs unreadable: tracefs is not mounted", None),
+    ("tracefs-unsupported", {"tracefs": dict(NOT_READABLE, supported=False), "kconfig.options.FTRACE": "n"},
+     "tracepoint", "unavailable", "CONFIG_FTRACE is not set", None),
+    ("lockdown-closes-tracefs", {"tracefs": NOT_READABLE, "lockdown.mode": "confidentiality"},
+     "ftrace.function", "unavailable", "kernel lockdown=confidentiality closes tracefs", None),
+    # kprobes, uprobes, tracepoints
+    ("lockdown-kprobes", {"lockdown.mode": "confidentiality"},
+     "kprobe", "unavailable", "kernel lockdown=confidentiality forbids kprobes", None),
+    ("lockdown-perf-probe", {"lockdown.mode": "confidentiality"},
+     "perf.probe.kernel", "unavailable", "kernel lockdown=confidentiality forbids kprobes", None),
+    ("lockdown-bpf-reads", {"lockdown.mode": "confidentiality"},
+     "bpftrace.kprobe", "unavailable", "kernel lockdown=confidentiality forbids BPF reads of kernel memory", None),
+    ("lockdown-bcc", {"lockdown.mode": "confidentiality"},
+     "bcc", "unavailable", "kernel lockdown=confidentiality forbids BPF reads of kernel memory", None),
+    ("kprobes-not-set", {"tracefs.kprobe_events": False, "kconfig.options.KPROBES": "n"},
+     "kprobe", "unavailable", "CONFIG_KPROBES is not set", None),
+    ("kprobes-not-set-tracefs-unreadable", {"tracefs": NOT_READABLE, "kconfig.options.KPROBES": "n"},
+     "kprobe", "unavailable", "CONFIG_KPROBES is not set", None),
+    ("no-kprobe-events-config-unknown", {"tracefs.kprobe_events": False, "kconfig.options": {}},
+     "kprobe", "unavailable", "tracefs has no kprobe_events", None),
+    ("no-kprobe-events-bpftrace", {"tracefs.kprobe_events": False, "kconfig.options.KPROBE_EVENTS": "n"},
+     "bpftrace.kprobe", "unavailable", "CONFIG_KPROBE_EVENTS is not set", None),
+    ("kretprobes-not-set", {"tracefs.kprobe_events": False, "kconfig.options.KRETPROBES": "n"},
+     "kretprobe", "unavailable", "CONFIG_KRETPROBES is not set", None),
+    ("uprobe-events-not-set", {"tracefs.uprobe_events": False, "kconfig.options.UPROBE_EVENTS": "n"},
+     "perf.probe.user", "unavailable", "CONFIG_UPROBE_EVENTS is not set", None),
+    ("no-tracepoints", {"tracefs.syscall_events": False, "tracefs.sched_events": False},
+     "tracepoint", "unavailable", "tracefs lists no syscall or sched events", None),
+    ("no-tracepoints-libbpf", {"tracefs.syscall_events": False, "tracefs.sched_events": False},
+     "libbpf-tools", "unavailable", "tracefs lists no syscall or sched events", None),
+    ("tracepoints-not-set", {"tracefs": NOT_READABLE, "kconfig.options.TRACEPOINTS": "n"},
+     "bpftrace.tracepoint", "unavailable", "CONFIG_TRACEPOINTS is not set", None),
+    # ftrace tracers
+    ("function-filter-eperm", {"tracefs.function_filter": "EPERM (Operation not permitted)"},
+     "ftrace.function", "unavailable", "the kernel refuses the function tracer: reading "
+     "available_filter_functions gives EPERM (Operation not permitted)", None),
+    ("function-filter-eperm-trace-cmd", {"tracefs.function_filter": "EPERM (Operation not permitted)"},
+     "trace-cmd", "unavailable", "the kernel refuses the function tracer: reading "
+     "available_filter_functions gives EPERM (Operation not permitted)", None),
+    ("function-graph-absent", {"tracefs.available_tracers": ["blk", "function", "nop"]},
+     "ftrace.function_graph", "unavailable", "function_graph is not in available_tracers", None),
+    ("function-graph-not-set", {"tracefs.available_tracers": ["function", "nop"],
+                                "kconfig.options.FUNCTION_GRAPH_TRACER": "n"},
+     "ftrace.function_graph", "unavailable", "CONFIG_FUNCTION_GRAPH_TRACER is not set", None),
+    ("function-tracer-not-set-unreadable", {"tracefs": NOT_READABLE, "kconfig.options.FUNCTION_TRACER": "n"},
+     "ftrace.function", "unavailable", "CONFIG_FUNCTION_TRACER is not set", None),
+    ("ftrace-disabled", {"sysctl.ftrace_enabled": 0},
+     "ftrace.function", "unavailable", "kernel.ftrace_enabled is 0", None),
+    # perf
+    ("no-hardware-pmu", {"kernel_probes.perf_hardware": "ENOENT (No such file or directory)"},
+     "perf.counters.hardware", "unavailable",
+     "no hardware PMU: perf_event_open(cycles) gives ENOENT (No such file or directory)", None),
+    ("perf-paranoid", {"kernel_probes.perf_software": "EACCES (Permission denied)",
+                       "sysctl.perf_event_paranoid": 4},
+     "perf.sampling", "unavailable",
+     "perf_event_open(cpu-clock) gives EACCES (Permission denied) (perf_event_paranoid=4)", None),
+    ("perf-not-probed", {"kernel_probes": {"perf_hardware": None, "perf_software": None, "bpf_prog_load": None,
+                                           "detail": "no syscall numbers known for sparc64"}},
+     "perf.counters.software", "unknown", "perf_event_open not probed (no syscall numbers known for sparc64)", None),
+    ("perf-missing", {"tools.perf": {"found": False, "path": None, "usable_path": None, "ubuntu_wrapper": False,
+                                     "note": None, "version": None}},
+     "perf.counters.software", "missing", "perf is not installed", "perf"),
+    ("perf-wrapper-without-linux-tools", {
+        "tools.perf.ubuntu_wrapper": True, "tools.perf.usable_path": None,
+        "tools.perf.note": "the perf wrapper finds no linux-tools binary for %s" % NOBLE},
+     "perf.probe.kernel", "missing", "the perf wrapper finds no linux-tools binary for %s" % NOBLE, "perf"),
+    # BPF
+    ("bpf-eperm", {"kernel_probes.bpf_prog_load": "EPERM (Operation not permitted)"},
+     "bcc", "unavailable", "loading a BPF tracing program gives EPERM (Operation not permitted)", None),
+    ("bpf-not-probed", {"kernel_probes.bpf_prog_load": None},
+     "bpftrace.uprobe", "unknown", "BPF program load not probed", None),
+    ("bpf-syscall-not-set", {"kernel_probes.bpf_prog_load": None, "kconfig.options.BPF_SYSCALL": "n"},
+     "bpftrace.uprobe", "unavailable", "CONFIG_BPF_SYSCALL is not set", None),
+    ("btf-absent", {"btf.vmlinux": False},
+     "libbpf-tools", "unavailable", "no /sys/kernel/btf/vmlinux", None),
+    ("btf-not-set", {"btf.vmlinux": False, "kconfig.options.DEBUG_INFO_BTF": "n"},
+     "sysdig.modern-ebpf", "unavailable", "CONFIG_DEBUG_INFO_BTF is not set", None),
+    # headers, build tree, modules
+    ("headers-missing-distro-kernel", {"headers": {"build_dir": None, "kheaders": False}},
+     "bcc", "missing", "no kernel headers for %s" % NOBLE, "headers"),
+    ("build-tree-missing-distro-kernel", {"headers": {"build_dir": None, "kheaders": False}},
+     "systemtap.module", "missing", "no kernel build tree for %s" % NOBLE, "headers"),
+    ("build-tree-without-config", {"headers.build_config": False},
+     "sysdig.kmod", "missing", "no kernel build tree for %s" % NOBLE, "headers"),
+    ("headers-missing-custom-kernel", {"headers": {"build_dir": None, "kheaders": False},
+                                       "kernel.release": "6.18.44-fc-v595"},
+     "bcc", "unavailable", "no kernel headers exist for 6.18.44-fc-v595 (not a distribution kernel)", None),
+    ("headers-missing-custom-kernel-no-ikheaders", {"headers": {"build_dir": None, "kheaders": False},
+                                                    "kernel.release": "6.18.44-fc-v595",
+                                                    "kconfig.options.IKHEADERS": "n"},
+     "bcc", "unavailable",
+     "no kernel headers exist for 6.18.44-fc-v595 (not a distribution kernel; CONFIG_IKHEADERS is not set)", None),
+    ("headers-missing-other-distro", {"headers": {"build_dir": None, "kheaders": False},
+                                      "host.distro.id": "fedora"},
+     "bcc", "unavailable", "no kernel headers exist for %s (not a distribution kernel)" % NOBLE, None),
+    ("headers-unavailable-by-setup", {
+        "headers": {"build_dir": None, "kheaders": False},
+        "setup": {"components": {"headers": {"unavailable": "no linux-headers-%s in any archive" % NOBLE}}}},
+     "bcc", "unavailable", "no linux-headers-%s in any archive" % NOBLE, None),
+    ("modules-not-set", {"kconfig.options.MODULES": "n"},
+     "systemtap.module", "unavailable", "CONFIG_MODULES is not set", None),
+    ("modules-not-set-sysdig", {"kconfig.options.MODULES": "n"},
+     "sysdig.kmod", "unavailable", "CONFIG_MODULES is not set", None),
+    ("no-proc-modules", {"kconfig.options": {}, "modules.proc_modules": False},
+     "systemtap.module", "unavailable", "no /proc/modules: kernel without loadable modules", None),
+    ("modules-disabled", {"sysctl.modules_disabled": 1},
+     "sysdig.kmod", "unavailable", "kernel.modules_disabled is 1 (no module loads until reboot)", None),
+    ("lockdown-integrity", {"lockdown.mode": "integrity"},
+     "systemtap.module", "unavailable", "kernel lockdown=integrity: only signed modules load", None),
+    ("module-sig-force", {"kconfig.options.MODULE_SIG_FORCE": "y"},
+     "sysdig.kmod", "unavailable", "CONFIG_MODULE_SIG_FORCE: only signed modules load", None),
+    ("no-compiler", {"tools.gcc.found": False},
+     "systemtap.module", "missing", "no C compiler (gcc) to build kernel modules", "headers"),
+    # systemtap BPF runtime, memlock
+    ("stap-without-bpf", {"tools.stap.runtimes": ["kernel", "dyninst"]},
+     "systemtap.bpf", "unavailable", "this systemtap was built without its BPF runtime", None),
+    ("memlock-not-raisable", {"process.memlock": {"soft": 8388608, "hard": 8388608},
+                              "process.capabilities.CAP_SYS_RESOURCE": False},
+     "systemtap.bpf", "unavailable",
+     "RLIMIT_MEMLOCK is 8192 KiB and cannot be raised without CAP_SYS_RESOURCE", None),
+    ("memlock-unknown", {"process.memlock": None, "process.capabilities.CAP_SYS_RESOURCE": None},
+     "systemtap.bpf", "unknown", "RLIMIT_MEMLOCK unknown", None),
+    # sysdig
+    ("sysdig-0.29", {"tools.sysdig.version": "0.29.3", "tools.sysdig.drivers.modern_ebpf": False},
+     "sysdig.modern-ebpf", "missing", "sysdig 0.29.3 has no modern eBPF probe (needs 0.31 or newer)", "sysdig"),
+    ("old-kernel", {"kernel.release": "5.4.0-216-generic"},
+     "sysdig.modern-ebpf", "unavailable", "kernel 5.4.0-216-generic is older than 5.8 (BPF ring buffer)", None),
+    ("kernel-release-unknown", {"kernel.release": None},
+     "sysdig.modern-ebpf", "unknown", "kernel release unknown", None),
+    ("sysdig-kmod-not-built", {"tools.sysdig.drivers.kmod_built": False},
+     "sysdig.kmod", "missing", "the sysdig kernel module (scap) is not built for this kernel", "sysdig"),
+    # tools not installed
+    ("no-trace-cmd", {"tools.trace-cmd.found": False}, "trace-cmd", "missing", "trace-cmd is not installed", "perf"),
+    ("no-bcc", {"tools.bcc.found": False},
+     "bcc", "missing", "bcc (bpfcc-tools, python3-bpfcc) is not installed", "bcc"),
+    ("no-libbpf-tools", {"tools.libbpf-tools.found": False},
+     "libbpf-tools", "missing", "libbpf-tools is not installed", "bcc"),
+    ("no-bpftrace", {"tools.bpftrace.found": False},
+     "bpftrace.tracepoint", "missing", "bpftrace is not installed", "bpftrace"),
+    ("no-stap", {"tools.stap": NO_STAP}, "systemtap.module", "missing", "systemtap is not installed", "systemtap"),
+    ("no-sysdig", {"tools.sysdig.found": False}, "sysdig.kmod", "missing", "sysdig is not installed", "sysdig"),
+]
+
+
+@pytest.mark.parametrize("changes, method_id, status, reason, component",
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_block(facts, changes, method_id, status, reason, component):
+    result = verdict(change(facts, changes), method_id)
+    assert (result.status, result.reason, result.component) == (status, reason, component)
+    assert reason in result.causes
+    if status != doctor.UNKNOWN:  # some unknowns have nothing to suggest
+        assert result.remedy
+    if status == doctor.MISSING:
+        assert result.remedy == "tracekit setup " + component
+
+
+def test_blocks_do_not_spill_over(facts):
+    """A block hits only the methods that need what is blocked."""
+    change(facts, {"lockdown.mode": "confidentiality"})
+    report = doctor.evaluate(facts)
+    not_ready = {v.id for v in report.verdicts if v.status != doctor.READY}
+    assert not_ready == {"kprobe", "kretprobe", "perf.probe.kernel", "bcc", "bpftrace.kprobe",
+                         "bpftrace.tracepoint", "systemtap.module", "sysdig.kmod"}
+
+
+def test_remedies_of_unavailable_verdicts(facts):
+    change(facts, {"tracefs.kprobe_events": False, "kconfig.options.KPROBES": "n", "sysctl.ftrace_enabled": 0})
+    assert verdict(facts, "kprobe").remedy == "use a kernel built with CONFIG_KPROBES and CONFIG_KPROBE_EVENTS"
+    assert verdict(facts, "ftrace.function").remedy == "sysctl -w kernel.ftrace_enabled=1"
+
+
+def test_tracefs_unreadable_as_user_asks_for_sudo(facts):
+    result = verdict(change(facts, {"tracefs": NOT_READABLE, "process.uid": 1000}), "ftrace.function_graph")
+    assert result.status == doctor.UNKNOWN and result.remedy == "run `sudo tracekit doctor`"
+
+
+def test_function_tracer_without_dynamic_ftrace_is_ready(facts):
+    change(facts, {"tracefs.function_filter": "absent", "kconfig.options.DYNAMIC_FTRACE": "n"})
+    assert verdict(facts, "ftrace.function").status == doctor.READY
+
+
+# -- notes never block -------------------------------------------------------------------
+def test_memlock_blocks_systemtap_bpf_but_is_only_a_note_for_bpftrace(facts):
+    change(facts, {"process.memlock": {"soft": 8388608, "hard": 8388608},
+                   "process.capabilities.CAP_SYS_RESOURCE": False})
+    note = ("RLIMIT_MEMLOCK is 8192 KiB and cannot be raised without CAP_SYS_RESOURCE; "
+            "works anyway on kernels from 5.11 (BPF memory is charged to the cgroup)")
+    for method_id in ("bpftrace.kprobe", "bpftrace.uprobe", "bpftrace.tracepoint", "bcc", "libbpf-tools"):
+        result = verdict(facts, method_id)
+        assert (result.status, result.notes) == (doctor.READY, [note]), method_id
+    assert verdict(facts, "systemtap.bpf").status == doctor.UNAVAILABLE
+
+
+def test_memlock_raisable_with_cap_sys_resource(facts):
+    change(facts, {"process.memlock": {"soft": 65536, "hard": 65536}})
+    assert verdict(facts, "systemtap.bpf").status == doctor.READY
+    assert verdict(facts, "bpftrace.kprobe").notes == []
+
+
+def test_perf_wrapper_fallback_is_ready_with_a_note(facts):
+    note = ("no linux-tools package for %s: the perf wrapper refuses to run; "
+            "/usr/lib/linux-tools/6.8.0-100-generic/perf works" % NOBLE)
+    change(facts, {"tools.perf.ubuntu_wrapper": True, "tools.perf.note": note, "tools.perf.version": "6.8.12",
+                   "tools.perf.usable_path": "/usr/lib/linux-tools/6.8.0-100-generic/perf"})
+    result = verdict(facts, "perf.sampling")
+    assert result.status == doctor.READY and result.notes == [note]
+    assert result.reason == "/usr/lib/linux-tools/6.8.0-100-generic/perf 6.8.12"
+
+
+def test_missing_debuginfo_is_a_note(facts):
+    change(facts, {"debuginfo": {"vmlinux": None, "candidates": []}})
+    for method_id in ("perf.probe.kernel", "systemtap.module", "systemtap.bpf"):
+        result = verdict(facts, method_id)
+        assert result.status == doctor.READY
+        assert len(result.notes) == 1 and result.notes[0].startswith("no kernel debuginfo (vmlinux with DWARF)")
+    assert verdict(facts, "kprobe").notes == []
+
+
+# -- combining blocks ----------------------------------------------------------------------
+def test_unavailable_beats_unknown_beats_missing(facts):
+    change(facts, {"tools.bcc.found": False})
+    assert verdict(facts, "bcc").status == doctor.MISSING
+
+    change(facts, {"kernel_probes.bpf_prog_load": None})
+    result = verdict(facts, "bcc")
+    assert (result.status, result.reason, result.component) == (
+        doctor.UNKNOWN, "BPF program load not probed", None)
+    assert result.remedy == "run tracekit doctor on the host"
+    assert result.causes == ["bcc (bpfcc-tools, python3-bpfcc) is not installed", "BPF program load not probed"]
+
+    change(facts, {"lockdown.mode": "confidentiality", "tracefs.kprobe_events": False,
+                   "kconfig.options.KPROBES": "n"})
+    result = verdict(facts, "bcc")
+    assert result.status == doctor.UNAVAILABLE and result.component is None
+    assert result.reason == "kernel lockdown=confidentiality forbids BPF reads of kernel memory"  # first of the worst
+    assert result.remedy == "boot with lockdown=integrity or none"
+    assert result.causes == ["bcc (bpfcc-tools, python3-bpfcc) is not installed", "BPF program load not probed",
+                             "kernel lockdown=confidentiality forbids BPF reads of kernel memory",
+                             "CONFIG_KPROBES is not set"]
+
+
+def test_missing_remedy_names_every_component(facts):
+    change(facts, {"tools.stap.found": False, "tools.gcc.found": False,
+                   "headers": {"build_dir": None, "kheaders": False}})
+    result = verdict(facts, "systemtap.module")
+    assert (result.status, result.component) == (doctor.MISSING, "systemtap")
+    assert result.remedy == "tracekit setup systemtap headers"
+    assert result.causes == ["systemtap is not installed", "no kernel build tree for %s" % NOBLE,
+                             "no C compiler (gcc) to build kernel modules"]
+
+    change(facts, {"tools.sysdig.found": False, "tools.sysdig.drivers.kmod_built": False})
+    result = verdict(facts, "sysdig.kmod")
+    assert result.remedy == "tracekit setup sysdig headers" and len(result.causes) == 3
+
+
+def test_causes_of_an_absent_sysdig_name_no_version(facts):
+    change(facts, {"tools.sysdig": {"found": False, "path": None, "version": None}})
+    result = verdict(facts, "sysdig.modern-ebpf")
+    assert result.reason == "sysdig is not installed"
+    assert not any("None" in cause for cause in result.causes), result.causes
+
+
+def test_systemtap_bpf_missing_when_systemtap_is_not_installed(facts):
+    result = verdict(change(facts, {"tools.stap": NO_STAP}), "systemtap.bpf")
+    assert (result.status, result.component, result.remedy) == (
+        doctor.MISSING, "systemtap", "tracekit setup systemtap")
+
+
+@pytest.mark.parametrize("distro, release, expected", [
+    ("ubuntu", "6.8.0-151-generic", True),
+    ("ubuntu", "5.15.0-1049-aws", True),
+    ("debian", "6.1.0-56-amd64", True),
+    ("debian", "6.1.0-28-cloud-amd64", True),
+    ("debian", "6.18.44-fc-v595", False),
+    ("ubuntu", "6.8.12", False),
+    ("fedora", "6.8.0-151-generic", False),
+    ("ubuntu", None, False),
+])
+def test_distribution_kernel(distro, release, expected):
+    facts = {"host": {"distro": {"id": distro}}, "kernel": {"release": release}}
+    assert doctor.distribution_kernel(facts) is expected
+
+
+def test_kheaders_serve_bcc_but_not_module_builds(facts):
+    change(facts, {"headers": {"build_dir": None, "kheaders": True}})
+    assert verdict(facts, "bcc").status == doctor.READY
+    assert verdict(facts, "systemtap.module").status == doctor.MISSING
+
+
+# -- the report -------------------------------------------------------------------------------
+@pytest.mark.parametrize("changes, required, exit_code", [
+    ({}, (), 0),
+    ({"btf.vmlinux": False, "lockdown.mode": "integrity"}, (), 0),  # only unavailable
+    ({"kernel_probes.bpf_prog_load": None}, (), 0),  # only unknown
+    ({"tools.bpftrace.found": False}, (), 1),  # setup can fix it
+    ({"btf.vmlinux": False}, ("libbpf-tools",), 1),  # required, unavailable
+    ({"kernel_probes.bpf_prog_load": None}, ("bcc",), 1),  # required, unknown
+    ({"btf.vmlinux": False}, ("kprobe", "bcc"), 0),  # required ones are ready
+    ({"tools.bpftrace.found": False}, ("kprobe",), 1),  # required ready, but something missing
+], ids=["ready", "unavailable-only", "unknown-only", "missing", "required-unavailable", "required-unknown",
+        "required-ready", "required-ready-other-missing"])
+def test_exit_code(facts, changes, required, exit_code):
+    assert doctor.evaluate(change(facts, changes), required).exit_code == exit_code
+
+
+def test_evaluate_rejects_an_unknown_method(facts):
+    with pytest.raises(UsageError) as info:
+        doctor.evaluate(facts, ["kprobe", "dtrace"])
+    assert str(info.value).startswith("unknown method dtrace; valid: ftrace.function, ")
+    assert info.value.exit_code == 2
+
+
+def test_report_to_dict(facts):
+    change(facts, {"btf.vmlinux": False, "tools.bpftrace.found": False})
+    data = doctor.evaluate(facts, ["kprobe"]).to_dict("1.2.3")
+    assert json.loads(json.dumps(data)) == data
+    assert data["schema"] == "tracekit.doctor/1" and data["tracekit_version"] == "1.2.3"
+    assert data["host"] == {"hostname": "fakehost", "kernel": NOBLE, "arch": "x86_64",
+                            "distro": facts["host"]["distro"]}
+    assert data["required"] == ["kprobe"] and data["exit_code"] == 1 and data["facts"] == facts
+    assert [m["id"] for m in data["methods"]] == list(doctor.METHOD_IDS)
+    for method in data["methods"]:
+        assert set(method) == {"id", "title", "status", "reason", "remedy", "component", "causes", "notes"}
+        assert method["status"] in doctor.STATUSES
+    by_id = {m["id"]: m for m in data["methods"]}
+    assert by_id["bpftrace.kprobe"] == {
+        "id": "bpftrace.kprobe", "title": "bpftrace kprobe", "status": "missing",
+        "reason": "bpftrace is not installed", "remedy": "tracekit setup bpftrace", "component": "bpftrace",
+        "causes": ["bpftrace is not installed"], "notes": []}
+    # libbpf-tools, sysdig.modern-ebpf: no BTF; three bpftrace methods: not installed
+    assert data["summary"] == {"ready": 17, "missing": 3, "unavailable": 2, "unknown": 0}
+
+
+# -- fake hosts with the real distribution configs --------------------------------------------
+@pytest.fixture(params=sorted(DISTROS))
+def bare_distro_host(request, tmp_path):
+    """A distribution host with its real kernel config, tracefs and BTF, and no tools."""
+    host = FakeHost.distro(tmp_path, request.param)
+    host.tracefs()
+    host.securityfs("none")
+    host.btf()
+    return host
+
+
+def test_real_config_host_without_tools(bare_distro_host):
+    facts = agent_facts.collect(str(bare_distro_host))
+    assert facts["kconfig"]["source"] == "/boot/config-%s" % bare_distro_host.release
+    assert facts["kconfig"]["options"]["KPROBE_EVENTS"] == "y"
+
+    report = doctor.evaluate(facts)
+    status = {v.id: v.status for v in report.verdicts}
+    for method_id in ("ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe", "kretprobe",
+                      "uprobe", "uretprobe"):
+        assert status[method_id] == doctor.READY, method_id
+    # not probed on a fake root: a missing tool alone cannot decide these
+    assert status["bcc"] == status["perf.sampling"] == status["libbpf-tools"] == doctor.UNKNOWN
+
+    facts["kernel_probes"] = dict(PROBES_OK)
+    verdicts = {v.id: v for v in doctor.evaluate(facts).verdicts}
+    for method_id, component, remedy in [
+        ("bcc", "bcc", "tracekit setup bcc headers"),
+        ("libbpf-tools", "bcc", "tracekit setup bcc"),
+        ("perf.sampling", "perf", "tracekit setup perf"),
+        ("trace-cmd", "perf", "tracekit setup perf"),
+        ("bpftrace.kprobe", "bpftrace", "tracekit setup bpftrace"),
+        ("systemtap.module", "systemtap", "tracekit setup systemtap headers"),
+        ("sysdig.kmod", "sysdig", "tracekit setup sysdig headers"),
+    ]:
+        result = verdicts[method_id]
+        assert (result.status, result.component, result.remedy) == (doctor.MISSING, component, remedy), method_id
+    assert verdicts["bcc"].causes == ["bcc (bpfcc-tools, python3-bpfcc) is not installed",
+                                      "no kernel headers for %s" % bare_distro_host.release]
+    assert doctor.evaluate(facts).exit_code == 1
+
+
+def test_real_config_host_with_tracefs_unmounted(tmp_path):
+    """The config vouches for the features; tracefs decides only once readable."""
+    host = FakeHost.distro(tmp_path, "ubuntu-noble")
+    verdicts = {v.id: v for v in doctor.evaluate(agent_facts.collect(str(host))).verdicts}
+    for method_id in ("ftrace.function", "kprobe", "uprobe", "tracepoint"):
+        assert verdicts[method_id].status == doctor.UNKNOWN
+        assert verdicts[method_id].causes == ["tracefs unreadable: tracefs is not mounted"]
+
+
+@pytest.mark.parametrize("distro, ikheaders_note", [("debian-bookworm", True), ("ubuntu-noble", False)])
+def test_real_config_custom_kernel_headers(tmp_path, distro, ikheaders_note):
+    """A self-built kernel from a distribution's config: Debian's has no
+    CONFIG_IKHEADERS, Ubuntu's builds it as a module."""
+    host = FakeHost.distro(tmp_path, distro, config=False)
+    host.kernel("6.1.192-tk1")
+    host.kconfig(DISTROS[distro]["config"])
+    host.tracefs()
+    facts = agent_facts.collect(str(host))
+    facts["kernel_probes"] = dict(PROBES_OK)
+    result = verdict(facts, "bcc")
+    assert result.status == doctor.UNAVAILABLE
+    assert result.causes[-1] == "no kernel headers exist for 6.1.192-tk1 (not a distribution kernel%s)" % (
+        "; CONFIG_IKHEADERS is not set" if ikheaders_note else "")
+
+
+def test_ubuntu_wrapper_without_linux_tools_end_to_end(tmp_path):
+    host = full_host(tmp_path)
+    host.perf_ubuntu_wrapper([])
+    facts = agent_facts.collect(str(host))
+    facts["kernel_probes"] = dict(PROBES_OK)
+    result = verdict(facts, "perf.counters.hardware")
+    assert (result.status, result.component) == (doctor.MISSING, "perf")
+    assert result.reason == "the perf wrapper finds no linux-tools binary for %s" % NOBLE
