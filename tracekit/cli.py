@@ -104,6 +104,80 @@ def doctor(
     raise typer.Exit(report.exit_code)
 
 
+@app.command()
+def setup(
+    components: Annotated[
+        Optional[List[str]],
+        typer.Argument(metavar="[COMPONENT]...", help="Components to set up (default: all), e.g. debugfs perf."),
+    ] = None,
+    inventory: Annotated[
+        Optional[Path],
+        typer.Option("--inventory", "-i", metavar="FILE", help="Ansible inventory of hosts (default: this machine)."),
+    ] = None,
+    limit: Annotated[Optional[str], typer.Option("--limit", "-l", help="Only hosts matching this pattern.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Show what would change; change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show the changes made to files.")] = False,
+    var: Annotated[
+        Optional[List[str]],
+        typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable override (VALUE may be JSON); repeatable."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (progress on stderr).")] = False,
+):
+    """Install and configure tracing on this machine or an inventory of hosts.
+
+    Runs tracekit's Ansible roles (one per component) through ansible-runner.
+
+    \b
+    Examples:
+      sudo tracekit setup
+      sudo tracekit setup debugfs --check --diff
+      tracekit setup -i hosts.ini --limit web --var tracekit_debugfs_persist=false
+    """
+    from tracekit import setup as core
+
+    chosen = _run(lambda: core.select_components(components or []))
+    variables = _run(lambda: core.parse_vars(var or []))
+    if inventory is not None:
+        _run(lambda: core.validate_inventory(inventory))
+    from tracekit import output
+
+    progress = output.SetupProgress()
+    result = _run(lambda: core.run(chosen, inventory=inventory, limit=limit, check=check, diff=diff,
+                                   variables=variables, on_event=progress.event))
+    progress.close()
+    if json_output:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        output.print_setup(result)
+    raise typer.Exit(0 if result.status == "successful" else 1)
+
+
+@app.command()
+def render(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Empty or new directory to write into.")],
+    components: Annotated[
+        Optional[List[str]], typer.Argument(metavar="[COMPONENT]...", help="Components (default: all).")
+    ] = None,
+    var: Annotated[
+        Optional[List[str]],
+        typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable written to vars.yml; repeatable."),
+    ] = None,
+):
+    """Write a standalone playbook, its vars and roles for plain ansible-playbook.
+
+    \b
+    Example:
+      tracekit render ./tracing && cd tracing && ansible-playbook -i hosts tracekit.yml -e @vars.yml
+    """
+    from tracekit import setup as core
+
+    chosen = _run(lambda: core.select_components(components or []))
+    variables = _run(lambda: core.parse_vars(var or []))
+    playbook = _run(lambda: core.render(directory, chosen, variables))
+    typer.echo(str(playbook))
+
+
 def _load_facts(facts_file, root_dir):
     from tracekit.agent import facts as agent_facts
 

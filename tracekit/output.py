@@ -109,3 +109,47 @@ def print_doctor(report):
 
 def err_console():
     return Console(stderr=True, highlight=False)
+
+
+class SetupProgress:
+    """One stderr line per task and per host result, as Ansible works."""
+
+    def __init__(self):
+        self.console = err_console()
+
+    def event(self, event):
+        data = event.get("event_data") or {}
+        kind = event.get("event", "")
+        if kind == "playbook_on_task_start":
+            role = data.get("role")
+            self.console.print(Text("%s%s" % (role + ": " if role else "", data.get("task", "")), style="bold"))
+        elif kind.startswith("runner_on_") and kind != "runner_on_start":
+            state = kind[len("runner_on_"):]
+            if state == "ok" and (data.get("res") or {}).get("changed"):
+                state = "changed"
+            style = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red",
+                     "skipped": "dim"}.get(state, "")
+            self.console.print(Text("  %-10s %s" % (state, data.get("host", "")), style=style))
+
+    def close(self):
+        pass
+
+
+def print_setup(result):
+    console = Console(highlight=False)
+    table = Table(header_style="bold", title="tracekit setup: %s" % result.status)
+    for column in ("host", "component", "ok", "changed", "failed", "skipped"):
+        table.add_column(column)
+    for host, summary in sorted(result.hosts.items()):
+        if summary.unreachable:
+            table.add_row(host, "-", "", "", "", "", style="red")
+        for component, counts in summary.components.items():
+            if component == "-":
+                continue
+            table.add_row(host, component, *(str(counts[k]) for k in ("ok", "changed", "failed", "skipped")),
+                          style="red" if counts["failed"] else None)
+    console.print(table)
+    for host, summary in sorted(result.hosts.items()):
+        for failure in summary.failures:
+            console.print(Text("%s: %s: %s: %s" % (host, failure["component"], failure["task"],
+                                                   failure["message"]), style="red"))

@@ -278,8 +278,10 @@ class FakeHost:
     def debuginfod(self, name, text):
         self.write("etc/debuginfod/%s.urls" % name, text)
 
-    def local_facts(self, data):
-        self.write("etc/ansible/facts.d/tracekit.fact", data if isinstance(data, str) else json.dumps(data))
+    def local_facts(self, component, data):
+        """What a setup role records: /etc/ansible/facts.d/tracekit_<component>.fact."""
+        self.write("etc/ansible/facts.d/tracekit_%s.fact" % component,
+                   data if isinstance(data, str) else json.dumps(data))
 
     # -- tools -------------------------------------------------------------------
     def tool(self, name, stdout="", stderr="", directory="usr/bin"):

@@ -449,18 +449,22 @@ def test_sysdig_kernel_module(host):
 
 # -- setup's local facts, not-live probes, serialisation -------------------------------
 def test_local_facts(host):
-    data = {"components": {"headers": {"unavailable": "no linux-headers package for 6.18.44"}}, "version": 1}
-    host.local_facts(data)
+    headers = {"component": "headers", "unavailable": "no linux-headers package for 6.18.44"}
+    debugfs = {"component": "debugfs", "mounts": ["/sys/kernel/debug", "/sys/kernel/tracing"]}
+    host.local_facts("headers", headers)
+    host.local_facts("debugfs", debugfs)
+    host.write("etc/ansible/facts.d/other.fact", "{}")  # someone else's: not ours to read
     result = collect(host)
-    assert result["setup"] == data and result["unreadable"] == []
+    assert result["setup"] == {"components": {"debugfs": debugfs, "headers": headers}}
+    assert result["unreadable"] == []
 
 
 def test_local_facts_malformed(host):
-    host.local_facts('{"components": {"headers": ')
+    host.local_facts("headers", '{"component": "headers", ')
     result = collect(host)
     assert result["setup"] is None
     assert len(result["unreadable"]) == 1
-    assert result["unreadable"][0].startswith("/etc/ansible/facts.d/tracekit.fact: not JSON (")
+    assert result["unreadable"][0].startswith("/etc/ansible/facts.d/tracekit_headers.fact: not JSON (")
 
 
 def test_no_live_probes_for_a_fake_root(host):

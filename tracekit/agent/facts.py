@@ -50,7 +50,8 @@ TOOL_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbi
 
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e39e5e9b8c4c"
 
-LOCAL_FACTS = "etc/ansible/facts.d/tracekit.fact"
+# Each setup role records what it did in its own tracekit_<component>.fact.
+LOCAL_FACTS_DIR = "etc/ansible/facts.d"
 
 
 def collect(root="/", live=None):
@@ -464,14 +465,21 @@ class _Host:
         return match.group(1) if match else None
 
     def local_facts(self):
-        text = self.read(LOCAL_FACTS)
-        if text is None:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            self.unreadable.append("/%s: not JSON (%s)" % (LOCAL_FACTS, exc))
-            return None
+        """{"components": {name: fact}} from the setup roles, or None."""
+        components = {}
+        for path in sorted(glob.glob(self.path(LOCAL_FACTS_DIR + "/tracekit_*.fact"))):
+            rel = os.path.relpath(path, self.root)
+            text = self.read(rel)
+            if text is None:
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                self.unreadable.append("/%s: not JSON (%s)" % (rel, exc))
+                continue
+            name = os.path.basename(path)[len("tracekit_"):-len(".fact")]
+            components[name] = data
+        return {"components": components} if components else None
 
 
 # -- tracefs reading (also used inside the private mount namespace) --------

@@ -1,0 +1,63 @@
+"""`tracekit setup` and `tracekit render` at the edge: bad input, rendering."""
+
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from tracekit.cli import app
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def one_line_error(result, text):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], result.stderr
+
+
+def test_unknown_component_is_a_usage_error():
+    one_line_error(invoke("setup", "bogus"), "unknown component bogus; valid: debugfs")
+
+
+def test_missing_inventory(tmp_path):
+    one_line_error(invoke("setup", "-i", str(tmp_path / "nope.ini")), "no such file")
+
+
+def test_malformed_inventory(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[web\nhost1 ansible_host=\n")
+    one_line_error(invoke("setup", "-i", str(inventory)), "not a valid inventory")
+
+
+def test_inventory_without_hosts(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[web]\n")
+    one_line_error(invoke("setup", "-i", str(inventory)), "lists no hosts")
+
+
+def test_bad_var():
+    one_line_error(invoke("setup", "--var", "oops"), "expected KEY=VALUE")
+
+
+def test_render_refuses_a_non_empty_directory(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    one_line_error(invoke("render", str(tmp_path)), "is not empty")
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_rendered_playbook_passes_ansible_syntax_check(tmp_path):
+    out = tmp_path / "tracing"
+    result = invoke("render", str(out), "debugfs", "--var", "tracekit_debugfs_persist=false")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out / "tracekit.yml")
+    assert (out / "roles/debugfs/meta/argument_specs.yml").is_file()
+    assert "tracekit_debugfs_persist" in (out / "vars.yml").read_text()
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    check = subprocess.run([playbook, "--syntax-check", "-i", "localhost,", "-e", "@vars.yml", "tracekit.yml"],
+                           cwd=out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                           timeout=120)
+    assert check.returncode == 0, check.stdout

@@ -1,0 +1,220 @@
+"""`tracekit setup`: build a playbook from the component roles and run it.
+
+The play is Python data (one role per component, tagged with its name);
+ansible-runner runs it from a fresh private data directory with the
+ansible-playbook of tracekit's own environment.  Events are only recorded
+here; presentation belongs to the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracekit.doctor import COMPONENTS
+from tracekit.errors import TracekitError, UsageError
+from tracekit.paths import provision_dir
+
+# The local connection must use a Python that has apt's bindings (the apt
+# module needs python3-apt, which a virtual environment does not see).
+LOCAL_INVENTORY = {"all": {"hosts": {"localhost": {
+    "ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}}
+
+
+def available_components():
+    """Components that have a role in this tracekit, in setup order."""
+    roles = provision_dir() / "roles"
+    return [c for c in COMPONENTS if (roles / c / "tasks" / "main.yml").is_file()]
+
+
+def select_components(names):
+    available = available_components()
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UsageError("unknown component %s; valid: %s" % (", ".join(unknown), ", ".join(available)))
+    chosen = set(names) or set(available)
+    return [c for c in available if c in chosen]
+
+
+def parse_vars(pairs):
+    """KEY=VALUE strings (VALUE may be JSON) into a dict."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError("--var %r: expected KEY=VALUE with KEY a variable name" % pair)
+        try:
+            result[key] = json.loads(value)
+        except ValueError:
+            result[key] = value
+    return result
+
+
+def _ansible_bin(name):
+    """The Ansible of tracekit's own environment, not whatever is on PATH."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def validate_inventory(path):
+    """Fail early, in one line, on a missing or unparsable inventory (Ansible
+    itself would only warn and run against no hosts)."""
+    import subprocess
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("--inventory %s: no such file" % path)
+    proc = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(path), "--list"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="1", ANSIBLE_NOCOLOR="1"))
+    if proc.returncode != 0:
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        reason = next((line for line in lines if "ERROR" in line or "Failed" in line), lines[-1] if lines else "?")
+        raise UsageError("--inventory %s: not a valid inventory (%s)" % (path, reason[:300]))
+    listed = json.loads(proc.stdout or "{}")
+    hosts = set(listed.get("_meta", {}).get("hostvars", {}))
+    for group in listed.values():
+        if isinstance(group, dict):
+            hosts.update(group.get("hosts", []))
+    if not hosts:
+        raise UsageError("--inventory %s: lists no hosts" % path)
+    return sorted(hosts)
+
+
+def build_playbook(components):
+    return [{
+        "name": "tracekit setup: %s" % ", ".join(components),
+        "hosts": "all",
+        "become": True,
+        "gather_facts": True,
+        "roles": [{"role": c, "tags": [c]} for c in components],
+    }]
+
+
+def render(directory, components, variables=None):
+    """Write a standalone playbook a fleet can run with plain ansible-playbook."""
+    target = Path(directory)
+    if target.exists() and any(target.iterdir()):
+        raise UsageError("%s is not empty" % target)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(provision_dir() / "roles", target / "roles")
+    (target / "tracekit.yml").write_text(_yaml(build_playbook(components)))
+    (target / "vars.yml").write_text(_yaml(variables or {}))
+    (target / "ansible.cfg").write_text("[defaults]\nroles_path = ./roles\n")
+    return target / "tracekit.yml"
+
+
+def _yaml(data):
+    # JSON is valid YAML; ansible-core's yaml is also available but this keeps
+    # rendered files stable and dependency-free.
+    return "---\n" + json.dumps(data, indent=2) + "\n"
+
+
+@dataclass
+class HostSummary:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unreachable: bool = False
+    failures: list = field(default_factory=list)
+    components: dict = field(default_factory=dict)
+
+
+@dataclass
+class SetupResult:
+    status: str
+    rc: int
+    hosts: dict
+
+    def to_dict(self):
+        return {"schema": "tracekit.setup/1", "status": self.status, "rc": self.rc,
+                "hosts": {h: vars(s) for h, s in self.hosts.items()}}
+
+
+class SetupFailed(TracekitError):
+    pass
+
+
+def run(components, inventory=None, limit=None, check=False, diff=False, variables=None, on_event=None):
+    """Run the play; returns a SetupResult.  ``on_event`` sees every runner event."""
+    import ansible_runner
+
+    hosts = {}
+
+    def handle(event):
+        _account(hosts, event)
+        if on_event:
+            on_event(event)
+        return True
+
+    playbook_dir = tempfile.mkdtemp(prefix="tracekit-setup-")
+    try:
+        playbook = Path(playbook_dir) / "project" / "tracekit.yml"
+        playbook.parent.mkdir()
+        playbook.write_text(_yaml(build_playbook(components)))
+        # With binary= ansible-runner passes the command line through as it is
+        # (raw mode), so the playbook goes in it.
+        cmdline = [shlex.quote(str(playbook))]
+        if check:
+            cmdline.append("--check")
+        if diff:
+            cmdline.append("--diff")
+        runner = ansible_runner.run(
+            private_data_dir=playbook_dir,
+            inventory=str(inventory) if inventory else LOCAL_INVENTORY,
+            limit=limit,
+            extravars=variables or {},
+            cmdline=" ".join(cmdline),
+            envvars={"ANSIBLE_ROLES_PATH": str(provision_dir() / "roles"),
+                     "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                     "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1"},
+            binary=_ansible_bin("ansible-playbook"),
+            event_handler=handle,
+            quiet=True,
+            suppress_env_files=True,
+            rotate_artifacts=1,
+        )
+        status, rc = runner.status, runner.rc
+    finally:
+        shutil.rmtree(playbook_dir, ignore_errors=True)
+    return SetupResult(status, rc, hosts)
+
+
+def _account(hosts, event):
+    data = event.get("event_data") or {}
+    host = data.get("host")
+    kind = event.get("event", "")
+    if not host or not kind.startswith("runner_on_"):
+        return
+    summary = hosts.setdefault(host, HostSummary())
+    component = data.get("role") or "-"
+    per = summary.components.setdefault(component, {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})
+    result = data.get("res") or {}
+    if kind == "runner_on_ok":
+        key = "changed" if result.get("changed") else "ok"
+    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+        key = "failed"
+        summary.failures.append({"component": component, "task": data.get("task"),
+                                 "message": _failure_message(result)})
+    elif kind == "runner_on_skipped":
+        key = "skipped"
+    elif kind == "runner_on_unreachable":
+        summary.unreachable = True
+        summary.failures.append({"component": component, "task": data.get("task"),
+                                 "message": result.get("msg", "unreachable")})
+        return
+    else:
+        return
+    setattr(summary, key, getattr(summary, key) + 1)
+    per[key] += 1
+
+
+def _failure_message(result):
+    msg = result.get("msg") or result.get("stderr") or result.get("module_stderr") or "failed"
+    return " ".join(str(msg).split())[:500]
