@@ -1,12 +1,13 @@
 #!/bin/sh
 # Install tracekit on this machine and run it.
 #
-#   sudo ./install.sh            install, then `tracekit doctor`
-#   sudo ./install.sh ARGS...    install, then `tracekit ARGS...`
+#   sudo ./install.sh            install, `tracekit setup` this machine, then `tracekit doctor`
+#   sudo ./install.sh ARGS...    install, then `tracekit ARGS...` (e.g. doctor, setup --check)
 #
-# Ubuntu 22.04/24.04 and Debian 12 refuse `pip install` into the system Python
-# (PEP 668), so tracekit gets its own virtual environment under $TRACEKIT_PREFIX
-# (default /opt/tracekit) and a link in /usr/local/bin.
+# tracekit gets its own virtual environment under $TRACEKIT_PREFIX (default
+# /opt/tracekit) and a link in /usr/local/bin: Ubuntu 24.04 and Debian 12
+# refuse `pip install` into the system Python (PEP 668), and elsewhere the
+# venv keeps tracekit's dependencies apart from the distribution's.
 set -eu
 
 prefix=${TRACEKIT_PREFIX:-/opt/tracekit}
@@ -21,15 +22,24 @@ die() { echo "install.sh: error: $*" >&2; exit 1; }
 # Debian and Ubuntu ship venv's pip bootstrap separately (python3-venv).
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     command -v apt-get >/dev/null || die "$python lacks the venv module and this is no apt system"
-    echo "installing python3-venv" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null \
-        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null; } \
-        || die "could not install python3-venv"
+    version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    echo "installing python3-venv for Python $version" >&2
+    install_venv() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv "python$version-venv" >/dev/null 2>&1; }
+    if ! install_venv && ! { apt-get update -q >/dev/null 2>&1 && install_venv; }; then
+        hint=""
+        grep -qs '^ID=ubuntu' /etc/os-release && hint=" (on Ubuntu it is in the universe component: add-apt-repository universe)"
+        die "could not install python3-venv$hint"
+    fi
 fi
 
 [ -x "$prefix/venv/bin/python" ] || "$python" -m venv "$prefix/venv"
 "$prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$src"
 ln -sf "$prefix/venv/bin/tracekit" /usr/local/bin/tracekit
 
-[ $# -gt 0 ] || set -- doctor
-exec "$prefix/venv/bin/tracekit" "$@"
+[ $# -eq 0 ] || exec "$prefix/venv/bin/tracekit" "$@"
+
+"$prefix/venv/bin/tracekit" setup
+echo
+# doctor exits 1 while something setup could fix is missing: that is its
+# report, not a failed install.
+"$prefix/venv/bin/tracekit" doctor || echo "install.sh: installed; doctor (above) lists what this host still lacks" >&2

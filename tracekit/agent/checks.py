@@ -691,41 +691,44 @@ def snapshot_tracing_state(tracefs):
 
 # -- the registry --------------------------------------------------------------------
 class Check:
-    def __init__(self, check_id, method, title, fn, timeout):
-        self.id, self.method, self.title, self.fn, self.timeout = check_id, method, title, fn, timeout
+    """A smoke trace; ``method`` is the doctor method it proves (its id unless
+    the check is a workflow built on a method)."""
+
+    def __init__(self, check_id, title, fn, method=None):
+        self.id, self.title, self.fn, self.method = check_id, title, fn, method or check_id
 
 
 # One check per doctor method (same id); explicit, in the order they run.
 CHECKS = (
-    Check("ftrace.function", "ftrace.function", "function tracer on the open path", check_function, 30),
-    Check("ftrace.function_graph", "ftrace.function_graph", "function_graph of the open path",
-          check_function_graph, 30),
-    Check("tracepoint", "tracepoint", "syscalls:sys_enter_openat of our own pid", check_tracepoint, 30),
-    Check("kprobe", "kprobe", "kprobe with the filename argument", check_kprobe, 30),
-    Check("kretprobe", "kretprobe", "kretprobe with $retval", check_kretprobe, 30),
-    Check("uprobe", "uprobe", "uprobe on tk_work with its argument", check_uprobe, 60),
-    Check("uretprobe", "uretprobe", "uretprobe on tk_work with $retval", check_uretprobe, 60),
-    Check("perf.counters.hardware", "perf.counters.hardware", "perf stat cycles, instructions",
-          check_perf_hardware, 60),
-    Check("perf.counters.software", "perf.counters.software", "perf stat software counters",
-          check_perf_software, 60),
-    Check("perf.sampling", "perf.sampling", "perf record -g of tk_work", check_perf_sampling, 120),
-    Check("perf.probe.kernel", "perf.probe.kernel", "perf probe on the kernel open path",
-          check_perf_probe_kernel, 120),
-    Check("perf.probe.user", "perf.probe.user", "perf probe -x tk_work with its argument",
-          check_perf_probe_user, 120),
-    Check("trace-cmd", "trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd, 180),
-    Check("bcc", "bcc", "bcc execsnoop sees our exec", check_bcc, 240),
-    Check("libbpf-tools", "libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools, 120),
-    Check("bpftrace.kprobe", "bpftrace.kprobe", "bpftrace kprobe counts our opens", check_bpftrace_kprobe, 90),
-    Check("bpftrace.uprobe", "bpftrace.uprobe", "bpftrace uprobe on tk_work", check_bpftrace_uprobe, 90),
-    Check("bpftrace.tracepoint", "bpftrace.tracepoint", "bpftrace tracepoint counts our opens",
-          check_bpftrace_tracepoint, 90),
-    Check("systemtap.module", "systemtap.module", "stap begin/end (kernel module)", check_systemtap_module, 1800),
-    Check("systemtap.bpf", "systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf, 300),
-    Check("sysdig.kmod", "sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod, 60),
-    Check("sysdig.modern-ebpf", "sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
-          check_sysdig_modern, 60),
+    Check("ftrace.function", "function tracer on the open path", check_function),
+    Check("ftrace.function_graph", "function_graph of the open path",
+          check_function_graph),
+    Check("tracepoint", "syscalls:sys_enter_openat of our own pid", check_tracepoint),
+    Check("kprobe", "kprobe with the filename argument", check_kprobe),
+    Check("kretprobe", "kretprobe with $retval", check_kretprobe),
+    Check("uprobe", "uprobe on tk_work with its argument", check_uprobe),
+    Check("uretprobe", "uretprobe on tk_work with $retval", check_uretprobe),
+    Check("perf.counters.hardware", "perf stat cycles, instructions",
+          check_perf_hardware),
+    Check("perf.counters.software", "perf stat software counters",
+          check_perf_software),
+    Check("perf.sampling", "perf record -g of tk_work", check_perf_sampling),
+    Check("perf.probe.kernel", "perf probe on the kernel open path",
+          check_perf_probe_kernel),
+    Check("perf.probe.user", "perf probe -x tk_work with its argument",
+          check_perf_probe_user),
+    Check("trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd),
+    Check("bcc", "bcc execsnoop sees our exec", check_bcc),
+    Check("libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools),
+    Check("bpftrace.kprobe", "bpftrace kprobe counts our opens", check_bpftrace_kprobe),
+    Check("bpftrace.uprobe", "bpftrace uprobe on tk_work", check_bpftrace_uprobe),
+    Check("bpftrace.tracepoint", "bpftrace tracepoint counts our opens",
+          check_bpftrace_tracepoint),
+    Check("systemtap.module", "stap begin/end (kernel module)", check_systemtap_module),
+    Check("systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf),
+    Check("sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod),
+    Check("sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
+          check_sysdig_modern),
 )
 CHECKS_BY_ID = {c.id: c for c in CHECKS}
 
