@@ -144,7 +144,6 @@ def setup(
     progress = output.SetupProgress()
     result = _run(lambda: core.run(chosen, inventory=inventory, limit=limit, check=check, diff=diff,
                                    variables=variables, on_event=progress.event))
-    progress.close()
     if json_output:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -131,9 +131,6 @@ class SetupProgress:
                      "skipped": "dim"}.get(state, "")
             self.console.print(Text("  %-10s %s" % (state, data.get("host", "")), style=style))
 
-    def close(self):
-        pass
-
 
 def print_setup(result):
     console = Console(highlight=False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracekit.doctor import COMPONENTS
-from tracekit.errors import TracekitError, UsageError
+from tracekit.errors import UsageError
 from tracekit.paths import provision_dir
 
 # The local connection must use a Python that has apt's bindings (the apt
@@ -135,10 +135,6 @@ class SetupResult:
     def to_dict(self):
         return {"schema": "tracekit.setup/1", "status": self.status, "rc": self.rc,
                 "hosts": {h: vars(s) for h, s in self.hosts.items()}}
-
-
-class SetupFailed(TracekitError):
-    pass
 
 
 def run(components, inventory=None, limit=None, check=False, diff=False, variables=None, on_event=None):

@@ -7,6 +7,7 @@ import pytest
 
 from tests.unit.fakehost import (DISTROS, NO_SYS_RESOURCE_CAPS, ROOT_CAPS, FakeHost, elf,
                                  full_host)
+from tracekit.agent import elf as agent_elf
 from tracekit.agent import facts
 
 NOBLE = DISTROS["ubuntu-noble"]["release"]
@@ -283,7 +284,7 @@ def test_debuginfo_first_with_dwarf_wins(host):
 def test_elf_has_section(tmp_path, bits, endian, sections, expected):
     path = tmp_path / "vmlinux"
     path.write_bytes(elf(sections, bits=bits, endian=endian))
-    assert facts.elf_has_section(str(path), (".debug_info", ".zdebug_info")) is expected
+    assert agent_elf.has_section(str(path), (".debug_info", ".zdebug_info")) is expected
 
 
 @pytest.mark.parametrize("data", [b"", b"\x7fELF", b"MZ" + bytes(100), elf([".debug_info"])[:-20]],
@@ -291,8 +292,8 @@ def test_elf_has_section(tmp_path, bits, endian, sections, expected):
 def test_elf_has_section_unreadable(tmp_path, data):
     path = tmp_path / "vmlinux"
     path.write_bytes(data)
-    assert facts.elf_has_section(str(path), (".debug_info",)) is None
-    assert facts.elf_has_section(str(tmp_path / "absent"), (".debug_info",)) is None
+    assert agent_elf.has_section(str(path), (".debug_info",)) is None
+    assert agent_elf.has_section(str(tmp_path / "absent"), (".debug_info",)) is None
 
 
 def test_debuginfod_urls(host, monkeypatch):

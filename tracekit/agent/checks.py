@@ -159,12 +159,12 @@ def _rmdir_retry(path):
     os.rmdir(path)
 
 
-def run(argv, timeout=30, check=True, env=None, input_text=None):
+def run(argv, timeout=30, check=True):
     """Run a command; CheckFailed with its last output lines if it fails."""
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
-                              input=input_text, env=dict(os.environ, LC_ALL="C", **(env or {})),
-                              universal_newlines=True, stdin=None if input_text else subprocess.DEVNULL)
+                              env=dict(os.environ, LC_ALL="C"), universal_newlines=True,
+                              stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise CheckFailed("%s: not found" % argv[0])
     except subprocess.TimeoutExpired as exc:
@@ -222,25 +222,37 @@ def check_tracepoint(ctx):
     return "%d sys_enter_openat events from our pid" % len(hits), hits[:3]
 
 
-def _check_kprobe(ctx, ret):
-    fn = kernel_open_function()
-    name = ctx.unique("kretprobe" if ret else "kprobe")
+def _arg_regs(ctx):
     regs = ARG_REGS.get(ctx.arch)
     if not regs:
         raise CheckFailed("no argument registers known for %s" % ctx.arch)
-    definition = ("r:%s/%s %s ret=$retval:s32" % (GROUP, name, fn) if ret else
-                  "p:%s/%s %s filename=+0(%s):ustring" % (GROUP, name, fn, regs[1]))
-    if not os.path.exists(os.path.join(ctx.tracefs, "kprobe_events")):
-        raise CheckFailed("no kprobe_events in %s" % ctx.tracefs)
-    marker = ctx.marker()
-    with ctx.dynamic_event("kprobe_events", definition, name) as event_rel:
+    return regs
+
+
+def _record_dynamic_event(ctx, events_file, definition, name, trigger, pid=None):
+    """Define a probe, record it in a private instance while ``trigger()``
+    runs, remove everything; the trace lines naming the probe."""
+    if not os.path.exists(os.path.join(ctx.tracefs, events_file)):
+        raise CheckFailed("no %s in %s" % (events_file, ctx.tracefs))
+    with ctx.dynamic_event(events_file, definition, name) as event_rel:
         with ctx.instance() as inst:
             event = os.path.join(inst, event_rel)
-            write(os.path.join(event, "filter"), "common_pid == %d" % os.getpid())
+            if pid is not None:
+                write(os.path.join(event, "filter"), "common_pid == %d" % pid)
             write(os.path.join(event, "enable"), "1")
-            open_marker(marker)
+            trigger()
             write(os.path.join(event, "enable"), "0")
-            hits = trace_lines(inst, name)
+            return trace_lines(inst, name)
+
+
+def _check_kprobe(ctx, ret):
+    fn = kernel_open_function()
+    name = ctx.unique("kretprobe" if ret else "kprobe")
+    definition = ("r:%s/%s %s ret=$retval:s32" % (GROUP, name, fn) if ret else
+                  "p:%s/%s %s filename=+0(%s):ustring" % (GROUP, name, fn, _arg_regs(ctx)[1]))
+    marker = ctx.marker()
+    hits = _record_dynamic_event(ctx, "kprobe_events", definition, name, lambda: open_marker(marker),
+                                 pid=os.getpid())
     if ret:
         fds = [line for line in hits if re.search(r"ret=\d+", line)]
         if len(fds) < 3:
@@ -263,20 +275,10 @@ def check_kretprobe(ctx):
 def _check_uprobe(ctx, ret):
     target = ctx.target()
     offset = elf.symbol_file_offset(target, "tk_work")
-    regs = ARG_REGS.get(ctx.arch)
-    if not regs:
-        raise CheckFailed("no argument registers known for %s" % ctx.arch)
     name = ctx.unique("uretprobe" if ret else "uprobe")
-    fetch = "ret=$retval:s32" if ret else "n=%s:s32" % regs[0]
+    fetch = "ret=$retval:s32" if ret else "n=%s:s32" % _arg_regs(ctx)[0]
     definition = "%s:%s/%s %s:0x%x %s" % ("r" if ret else "p", GROUP, name, target, offset, fetch)
-    if not os.path.exists(os.path.join(ctx.tracefs, "uprobe_events")):
-        raise CheckFailed("no uprobe_events in %s" % ctx.tracefs)
-    with ctx.dynamic_event("uprobe_events", definition, name) as event_rel:
-        with ctx.instance() as inst:
-            write(os.path.join(inst, event_rel, "enable"), "1")
-            run([target, "3", "0"])
-            write(os.path.join(inst, event_rel, "enable"), "0")
-            hits = trace_lines(inst, name)
+    hits = _record_dynamic_event(ctx, "uprobe_events", definition, name, lambda: run([target, "3", "0"]))
     values = [int(m.group(1)) for m in (re.search(r"(?:ret|n)=(-?\d+)", h) for h in hits) if m]
     expected = [3, 5, 7] if ret else [1, 2, 3]
     if values != expected:

@@ -274,7 +274,7 @@ class _Host:
         for rel in candidates:
             if not self.exists(rel):
                 continue
-            dwarf = elf_has_section(self.path(rel), (".debug_info", ".zdebug_info"))
+            dwarf = elf.has_section(self.path(rel), (".debug_info", ".zdebug_info"))
             seen.append({"path": "/" + rel, "dwarf": dwarf})
             if dwarf:
                 return {"vmlinux": "/" + rel, "candidates": seen}
@@ -318,13 +318,10 @@ class _Host:
                 "cap_eff": None if cap_eff is None else "%016x" % cap_eff, "memlock": memlock}
 
     def kernel_probes(self, arch):
-        if not self.live:
-            return {"perf_hardware": None, "perf_software": None, "bpf_prog_load": None,
-                    "detail": "not the running host"}
         numbers = SYSCALLS.get(arch)
-        if not numbers:
+        if not self.live or not numbers:
             return {"perf_hardware": None, "perf_software": None, "bpf_prog_load": None,
-                    "detail": "no syscall numbers known for %s" % arch}
+                    "detail": "not the running host" if not self.live else "no syscall numbers known for %s" % arch}
         import ctypes  # only on the live path: it costs start-up time
         libc = ctypes.CDLL(None, use_errno=True)
         return {
@@ -613,12 +610,6 @@ def _bpf_prog_load(ctypes, libc, nr):
 
 
 # -- small parsers -----------------------------------------------------------
-def elf_has_section(path, names):
-    """True/False whether an ELF file has one of the named sections; None if
-    it cannot be read as ELF.  Reads only the headers (vmlinux is huge)."""
-    return elf.has_section(path, tuple(names))
-
-
 def _run_all(queries, timeout=5):
     """Run {name: argv} concurrently; {name: combined output or None}."""
     procs = {}
