@@ -16,8 +16,12 @@ python=${PYTHON:-/usr/bin/python3}
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # gcc builds the uprobe target, perf is exercised by the host tier,
     # python3-venv makes the environments the packaging test builds.
+    # The fleet tier (lab/fleet.py) bootstraps Debian/Ubuntu userlands with
+    # debootstrap (signatures checked with gpg and the Debian keyring) and
+    # reaches its hosts with ssh, ssh-keygen and ssh-keyscan.
     missing=""
-    for pkg in gcc linux-perf python3-venv util-linux; do
+    for pkg in gcc linux-perf python3-venv util-linux \
+               debootstrap debian-archive-keyring gpg openssh-client; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
     done
     if [ -n "$missing" ]; then
