@@ -137,6 +137,7 @@ def setup(
 
     chosen = _run(lambda: core.select_components(components or []))
     variables = _run(lambda: core.parse_vars(var or []))
+    _run(lambda: core.require_privileges(inventory))
     if inventory is not None:
         _run(lambda: core.validate_inventory(inventory))
     from tracekit import output

@@ -147,6 +147,10 @@ def print_setup(result):
                           style="red" if counts["failed"] else None)
     console.print(table)
     for host, summary in sorted(result.hosts.items()):
+        for notice in summary.notices:
+            console.print(Text("%s: %s: %s" % (host, notice["component"], notice["message"]), style="yellow"))
         for failure in summary.failures:
             console.print(Text("%s: %s: %s: %s" % (host, failure["component"], failure["task"],
                                                    failure["message"]), style="red"))
+    if result.error:
+        console.print(Text("ansible: %s" % result.error, style="red"))

@@ -27,6 +27,17 @@ LOCAL_INVENTORY = {"all": {"hosts": {"localhost": {
     "ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}}
 
 
+# Components installed only on request (the kernel's debug symbols are
+# about 1 GB).
+OPT_IN = ("dbgsym",)
+# What a component cannot work without; selecting it selects these too.
+NEEDS = {"dbgsym": ("ddebs",), "bcc": ("headers",), "systemtap": ("headers",)}
+# Components that only configure apt or mounts; the rest install packages,
+# all of them in one apt transaction (the `packages` role) after these ran.
+BEFORE_PACKAGES = ("debugfs", "ddebs")
+SUPPORTED_DISTRIBUTIONS = ("Ubuntu", "Debian")
+
+
 def available_components():
     """Components that have a role in this tracekit, in setup order."""
     roles = provision_dir() / "roles"
@@ -34,12 +45,24 @@ def available_components():
 
 
 def select_components(names):
+    """The components to set up, in setup order: the named ones (or all but
+    the opt-in ones) and what they need."""
     available = available_components()
     unknown = [n for n in names if n not in available]
     if unknown:
         raise UsageError("unknown component %s; valid: %s" % (", ".join(unknown), ", ".join(available)))
-    chosen = set(names) or set(available)
+    chosen = set(names) or {c for c in available if c not in OPT_IN}
+    for name in list(chosen):
+        chosen.update(n for n in NEEDS.get(name, ()) if n in available)
     return [c for c in available if c in chosen]
+
+
+def require_privileges(inventory):
+    """A local setup installs packages and mounts filesystems: without root
+    Ansible's become would stop at its first task with a sudo prompt error."""
+    if inventory is None and os.geteuid() != 0:
+        raise UsageError("setting up this machine needs root (uid is %d): run `sudo tracekit setup`, "
+                         "or pass -i/--inventory for hosts reached over SSH" % os.geteuid())
 
 
 def parse_vars(pairs):
@@ -87,12 +110,48 @@ def validate_inventory(path):
 
 
 def build_playbook(components):
+    """One play: each component's role in a block of its own, so one that
+    fails is reported and the others still run; the host fails at the end
+    if any component did."""
+    tasks = []
+    if any(c not in ("debugfs",) for c in components):
+        tasks.append({
+            "name": "Preflight | tracekit sets up Ubuntu and Debian hosts",
+            "ansible.builtin.assert": {
+                "that": ["ansible_distribution in %r" % (list(SUPPORTED_DISTRIBUTIONS),)],
+                "fail_msg": "{{ ansible_distribution }} {{ ansible_distribution_version }} is not supported "
+                            "(tracekit sets up %s); nothing was changed" % " and ".join(SUPPORTED_DISTRIBUTIONS),
+                "quiet": True},
+            "tags": ["always"]})
+    batch = [c for c in components if c not in BEFORE_PACKAGES]
+    steps = [c for c in components if c in BEFORE_PACKAGES] + (["packages"] if batch else []) + batch
+    for step in steps:
+        tags = batch if step == "packages" else [step]
+        include = {"name": "Set up %s" % step, "ansible.builtin.include_role": {"name": step, "apply": {"tags": tags}}}
+        if step == "packages":
+            include["vars"] = {"tracekit_packages_components": batch}
+        tasks.append({
+            "name": "Component %s" % step,
+            "tags": tags,
+            "block": [include],
+            "rescue": [{"name": "Note that %s failed" % step, "ansible.builtin.set_fact": {
+                "_tracekit_failed_components": "{{ _tracekit_failed_components | default([]) + [%r] }}" % step}}],
+        })
+    tasks.append({
+        "name": "Summary | every component must have succeeded",
+        "ansible.builtin.assert": {
+            "that": "_tracekit_failed_components | default([]) | length == 0",
+            "fail_msg": "failed: {{ _tracekit_failed_components | default([]) | join(', ') }}",
+            "quiet": True},
+        "tags": ["always"]})
     return [{
         "name": "tracekit setup: %s" % ", ".join(components),
         "hosts": "all",
         "become": True,
         "gather_facts": True,
-        "roles": [{"role": c, "tags": [c]} for c in components],
+        # What the roles read: distribution, kernel release, architecture.
+        "gather_subset": ["!all", "!min", "distribution", "platform", "pkg_mgr"],
+        "tasks": tasks,
     }]
 
 
@@ -123,6 +182,7 @@ class HostSummary:
     skipped: int = 0
     unreachable: bool = False
     failures: list = field(default_factory=list)
+    notices: list = field(default_factory=list)
     components: dict = field(default_factory=dict)
 
 
@@ -131,9 +191,10 @@ class SetupResult:
     status: str
     rc: int
     hosts: dict
+    error: str = None
 
     def to_dict(self):
-        return {"schema": "tracekit.setup/1", "status": self.status, "rc": self.rc,
+        return {"schema": "tracekit.setup/1", "status": self.status, "rc": self.rc, "error": self.error,
                 "hosts": {h: vars(s) for h, s in self.hosts.items()}}
 
 
@@ -142,9 +203,10 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
     import ansible_runner
 
     hosts = {}
+    current = {"component": "-"}
 
     def handle(event):
-        _account(hosts, event)
+        _account(hosts, event, current)
         if on_event:
             on_event(event)
         return True
@@ -169,7 +231,9 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
             cmdline=" ".join(cmdline),
             envvars={"ANSIBLE_ROLES_PATH": str(provision_dir() / "roles"),
                      "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
-                     "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1"},
+                     "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+                     # One SSH round trip per task instead of several.
+                     "ANSIBLE_PIPELINING": "1"},
             binary=_ansible_bin("ansible-playbook"),
             event_handler=handle,
             quiet=True,
@@ -177,23 +241,45 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
             rotate_artifacts=1,
         )
         status, rc = runner.status, runner.rc
+        error = None
+        if rc != 0 and not hosts:
+            # Ansible stopped before any host ran (a syntax or argument error):
+            # its own message is the explanation.
+            lines = [line.strip() for line in runner.stdout.read().splitlines() if line.strip()]
+            error = next((line for line in lines if "ERROR" in line), lines[-1] if lines else None)
     finally:
         shutil.rmtree(playbook_dir, ignore_errors=True)
-    return SetupResult(status, rc, hosts)
+    return SetupResult(status, rc, hosts, error)
 
 
-def _account(hosts, event):
+# Roles tell the person running them what they could not do, and why, with
+# debug tasks named "Notice | ...".
+NOTICE_PREFIX = "Notice |"
+
+
+def _account(hosts, event, current):
+    """Count one runner event.  Tasks belong to the component whose "Set up"
+    step runs them (the linear strategy keeps hosts on the same task), which
+    also covers helper roles such as apt_source and the shared apt step."""
     data = event.get("event_data") or {}
     host = data.get("host")
     kind = event.get("event", "")
+    if kind == "playbook_on_task_start":
+        name = str(data.get("task", ""))
+        if name.startswith("Set up "):
+            current["component"] = name[len("Set up "):]
+        elif name.startswith("Summary |"):
+            current["component"] = "-"
     if not host or not kind.startswith("runner_on_"):
         return
     summary = hosts.setdefault(host, HostSummary())
-    component = data.get("role") or "-"
+    component = current["component"]
     per = summary.components.setdefault(component, {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})
     result = data.get("res") or {}
     if kind == "runner_on_ok":
         key = "changed" if result.get("changed") else "ok"
+        if str(data.get("task", "")).startswith(NOTICE_PREFIX):
+            summary.notices.append({"component": component, "message": " ".join(str(result.get("msg", "")).split())})
     elif kind == "runner_on_failed" and not data.get("ignore_errors"):
         key = "failed"
         summary.failures.append({"component": component, "task": data.get("task"),

@@ -56,3 +56,13 @@ def test_nonroot_human_output(nonroot_doctor):
     assert "Traceback" not in result.stderr
     assert result.returncode == nonroot_doctor.returncode
     assert "uid %d" % NOBODY in result.stdout
+
+
+def test_nonroot_setup_of_this_machine_is_refused_in_one_line():
+    mounts_before = open("/proc/self/mountinfo").read()
+    result = as_nobody([sys.executable, "-m", "tracekit", "setup", "debugfs"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tracekit: error: setting up this machine needs root (uid is %d): run `sudo tracekit setup`, "
+        "or pass -i/--inventory for hosts reached over SSH" % NOBODY]
+    assert open("/proc/self/mountinfo").read() == mounts_before

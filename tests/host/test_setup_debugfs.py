@@ -14,33 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.lib.privatens import in_private_mounts, seen
+
 TRACEKIT = [sys.executable, "-m", "tracekit"]
 
 
 def fstab_seen(tmp_path):
     """/etc/fstab as the namespace saw it at the end."""
-    changed = tmp_path / "etc-upper" / "fstab"
-    return (changed if changed.exists() else Path("/etc/fstab")).read_text()
-
-
-def in_private_mounts(tmp_path, commands):
-    """Run shell ``commands`` (a list) in one private mount namespace with a
-    scratch overlay on /etc; returns [(rc, output)] per command."""
-    for name in ("etc-upper", "etc-work"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    sep = "----tracekit-test----"
-    script = "set -u\nmount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc\n" % (
-        shlex.quote(str(tmp_path / "etc-upper")), shlex.quote(str(tmp_path / "etc-work")))
-    script += "".join("%s; echo \"rc=$?\"; echo %s\n" % (c, sep) for c in commands)
-    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    parts = proc.stdout.split(sep + "\n")[:-1]
-    results = []
-    for part in parts:
-        body, _, rc = part.rstrip("\n").rpartition("\n")
-        results.append((int(rc.split("=")[1]), body))
-    return results
+    return seen(tmp_path, "/etc/fstab").read_text()
 
 
 def setup_cmd(tmp_path, *extra):

@@ -13,8 +13,22 @@ def test_available_components_are_roles_in_setup_order():
     assert available == [c for c in COMPONENTS if c in available]
 
 
-def test_no_names_selects_every_available_component():
-    assert setup.select_components([]) == setup.available_components()
+def test_every_component_of_the_issue_has_a_role():
+    assert setup.available_components() == list(COMPONENTS)
+
+
+def test_no_names_selects_everything_but_the_opt_in_symbols():
+    assert setup.select_components([]) == [c for c in COMPONENTS if c != "dbgsym"]
+
+
+@pytest.mark.parametrize("named, selected", [
+    (["systemtap"], ["headers", "systemtap"]),
+    (["bcc"], ["headers", "bcc"]),
+    (["dbgsym"], ["ddebs", "dbgsym"]),
+    (["perf", "debugfs"], ["debugfs", "perf"]),
+])
+def test_selection_adds_what_a_component_needs_in_setup_order(named, selected):
+    assert setup.select_components(named) == selected
 
 
 def test_unknown_component_names_the_valid_ones():
@@ -37,7 +51,28 @@ def test_parse_vars_rejects(bad):
         setup.parse_vars([bad])
 
 
-def test_playbook_has_one_tagged_role_per_component():
+def _steps(play):
+    return [t for t in play["tasks"] if "block" in t]
+
+
+def test_playbook_runs_each_component_in_its_own_rescued_block():
     (play,) = setup.build_playbook(["debugfs"])
     assert play["hosts"] == "all" and play["become"] is True
-    assert play["roles"] == [{"role": "debugfs", "tags": ["debugfs"]}]
+    (step,) = _steps(play)
+    assert step["tags"] == ["debugfs"]
+    (include,) = step["block"]
+    assert include["ansible.builtin.include_role"] == {"name": "debugfs", "apply": {"tags": ["debugfs"]}}
+    assert "_tracekit_failed_components" in step["rescue"][0]["ansible.builtin.set_fact"]
+    # debugfs alone needs no distribution check; the summary fails the host if a block failed.
+    assert [t["name"] for t in play["tasks"] if "block" not in t] == ["Summary | every component must have succeeded"]
+
+
+def test_packages_of_all_package_components_go_in_one_step_after_the_sources():
+    (play,) = setup.build_playbook(["debugfs", "ddebs", "headers", "perf", "bpftrace"])
+    steps = _steps(play)
+    assert [s["name"] for s in steps] == ["Component %s" % c for c in
+                                          ("debugfs", "ddebs", "packages", "headers", "perf", "bpftrace")]
+    packages = steps[2]["block"][0]
+    assert packages["vars"] == {"tracekit_packages_components": ["headers", "perf", "bpftrace"]}
+    assert steps[2]["tags"] == ["headers", "perf", "bpftrace"]
+    assert play["tasks"][0]["name"].startswith("Preflight | tracekit sets up Ubuntu and Debian")

@@ -1,0 +1,145 @@
+"""A real `tracekit setup` of this machine's package components: real apt,
+real packages installed, every role's record checked against the machine.
+
+The packages stay installed (that is the point of the command); the roles'
+records go to a scratch facts directory.  Configuration-only components
+(debugfs, ddebs) have their own tests in private mount namespaces."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from tests.lib.privatens import in_private_mounts, seen
+
+TRACEKIT = [sys.executable, "-m", "tracekit"]
+PACKAGE_COMPONENTS = ["headers", "perf", "bcc", "bpftrace", "systemtap", "sysdig"]
+
+
+def setup(facts_dir, components, *extra):
+    argv = TRACEKIT + ["setup", "--json"] + components + list(extra)
+    for component in components:
+        argv += ["--var", "tracekit_%s_facts_dir=%s" % (component, facts_dir)]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=1800)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def installed(package):
+    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", package],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
+    return proc.stdout == "install ok installed"
+
+
+@pytest.fixture(scope="module")
+def converged(tmp_path_factory, tracefs):
+    if os.geteuid() != 0:
+        pytest.skip("setup needs root (euid %d)" % os.geteuid())
+    facts_dir = tmp_path_factory.mktemp("facts.d")
+    first = setup(facts_dir, PACKAGE_COMPONENTS)
+    second = setup(facts_dir, PACKAGE_COMPONENTS)
+    facts = {p.stem[len("tracekit_"):]: json.loads(p.read_text()) for p in facts_dir.glob("tracekit_*.fact")}
+    return first, second, facts
+
+
+def test_every_package_component_converges(converged):
+    (rc, result, stderr), _, facts = converged
+    assert rc == 0, (result, stderr)
+    host = result["hosts"]["localhost"]
+    assert host["failures"] == []
+    assert set(host["components"]) >= set(PACKAGE_COMPONENTS) | {"packages"}
+    assert sorted(facts) == sorted(PACKAGE_COMPONENTS)
+    for component in ("perf", "bcc", "bpftrace", "systemtap", "sysdig"):
+        packages = facts[component]["packages"]
+        assert packages, component
+        assert [p for p in packages if not installed(p)] == [], component
+
+
+def test_second_run_changes_nothing(converged):
+    _, (rc, result, stderr), _ = converged
+    assert rc == 0, (result, stderr)
+    changed = {c: n["changed"] for c, n in result["hosts"]["localhost"]["components"].items() if n["changed"]}
+    assert changed == {}
+
+
+def test_the_tools_recorded_are_the_ones_that_run(converged):
+    _, _, facts = converged
+    perf = subprocess.run([facts["perf"]["perf"], "--version"], stdout=subprocess.PIPE, universal_newlines=True)
+    assert perf.stdout.strip() == facts["perf"]["version"]
+    bpftrace = subprocess.run(["bpftrace", "--version"], stdout=subprocess.PIPE, universal_newlines=True)
+    assert bpftrace.stdout.strip() == facts["bpftrace"]["version"]
+    assert facts["systemtap"]["version"].startswith("Systemtap translator/driver")
+
+
+def test_headers_for_this_kernel_are_installed_or_precisely_unavailable(converged):
+    (_, result, _), _, facts = converged
+    release = platform.release()
+    headers = facts["headers"]
+    build_tree = os.path.exists("/lib/modules/%s/build/Makefile" % release)
+    notices = [n["message"] for n in result["hosts"]["localhost"]["notices"] if n["component"] == "headers"]
+    if build_tree:
+        assert headers["unavailable"] is None and notices == []
+        return
+    # This machine's custom kernel: nobody packages its headers.
+    assert headers["unavailable"].startswith("no kernel headers exist for %s: no package linux-headers-%s "
+                                             "in the configured apt sources" % (release, release))
+    assert headers["packages"] == [] and notices and notices[0].startswith(headers["unavailable"])
+    # ... and no other kernel's headers were installed instead.
+    listed = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\n", "linux-headers-*"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+    assert [line for line in listed.splitlines() if line.endswith(" installed")] == []
+
+
+def test_systemtap_reports_what_its_probes_lack(converged):
+    _, _, facts = converged
+    release = platform.release()
+    limits = facts["systemtap"]["limits"]
+    has_build = os.path.exists("/lib/modules/%s/build/.config" % release)
+    assert any(l.startswith("no kernel build tree for %s" % release) for l in limits) == (not has_build)
+    assert any("no loadable modules" in l for l in limits) == (not os.path.exists("/proc/modules"))
+
+
+def test_sysdig_driver_decision_follows_the_kernel(converged):
+    (_, result, _), _, facts = converged
+    sysdig = facts["sysdig"]
+    release = platform.release()
+    modern = (tuple(int(x) for x in sysdig["version"].split(".")[:2]) >= (0, 31)
+              and os.path.exists("/sys/kernel/btf/vmlinux"))
+    kmod = os.path.exists("/proc/modules") and os.path.exists("/lib/modules/%s/build/Makefile" % release)
+    expected = "modern_ebpf" if modern else ("kmod" if kmod else "none")
+    assert sysdig["driver"] == expected, sysdig
+    notices = [n["message"] for n in result["hosts"]["localhost"]["notices"] if n["component"] == "sysdig"]
+    assert notices == ["sysdig driver: %s (%s)" % (sysdig["driver"], sysdig["reason"])]
+
+
+def test_required_headers_fail_alone_and_the_rest_still_runs(tmp_path, converged):
+    release = platform.release()
+    if os.path.exists("/lib/modules/%s/build/Makefile" % release):
+        pytest.skip("headers exist for %s here" % release)
+    rc, result, _ = setup(tmp_path, ["headers", "bpftrace"], "--var", "tracekit_headers_required=true")
+    assert rc == 1
+    host = result["hosts"]["localhost"]
+    assert [f["component"] for f in host["failures"]] == ["headers", "-"]
+    assert host["failures"][0]["message"].startswith("headers role: no kernel headers exist for %s" % release)
+    assert host["failures"][0]["message"].endswith("; nothing was installed")
+    assert host["failures"][1]["message"] == "failed: headers"
+    assert host["components"]["bpftrace"]["failed"] == 0
+    assert (tmp_path / "tracekit_bpftrace.fact").exists()
+
+
+def test_unsupported_distribution_changes_nothing(tmp_path, tracefs):
+    fstab = open("/etc/fstab").read()
+    cmd = " ".join(TRACEKIT + ["setup", "--json", "debugfs", "perf", "--var", "ansible_distribution=Fedora",
+                               "--var", "ansible_distribution_version=41"]) + " 2>/dev/null"
+    (rc, out), (rc_mounted, _) = in_private_mounts(tmp_path, [
+        "umount /sys/kernel/debug 2>/dev/null; " + cmd,
+        "findmnt --mountpoint /sys/kernel/debug",
+    ])
+    assert rc == 1
+    (failure,) = json.loads(out)["hosts"]["localhost"]["failures"]
+    assert failure["message"] == "Fedora 41 is not supported (tracekit sets up Ubuntu and Debian); nothing was changed"
+    assert rc_mounted == 1
+    assert seen(tmp_path, "/etc/fstab").read_text() == fstab
