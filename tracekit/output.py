@@ -154,3 +154,13 @@ def print_setup(result):
                                                    failure["message"]), style="red"))
     if result.error:
         console.print(Text("ansible: %s" % result.error, style="red"))
+    for host, summary in sorted(result.hosts.items()):
+        if summary.doctor and "summary" in summary.doctor:
+            counts = ", ".join("%d %s" % (n, status) for status, n in summary.doctor["summary"].items() if n)
+            missing = sorted(m for m, status in summary.doctor["methods"].items() if status == "missing")
+            console.print("doctor now reports for %s: %s%s" % (
+                host, counts, "; missing: " + ", ".join(missing) if missing else ""))
+        elif summary.doctor:
+            console.print(Text("doctor for %s: %s" % (host, summary.doctor["error"]), style="red"))
+    if any(s.doctor for s in result.hosts.values()):
+        console.print("(`tracekit doctor` on a host says why for each method)")

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracekit import remote
 from tracekit.doctor import COMPONENTS
 from tracekit.errors import UsageError
 from tracekit.paths import provision_dir
@@ -109,10 +110,11 @@ def validate_inventory(path):
     return sorted(hosts)
 
 
-def build_playbook(components):
+def build_playbook(components, doctor_agent=None):
     """One play: each component's role in a block of its own, so one that
     fails is reported and the others still run; the host fails at the end
-    if any component did."""
+    if any component did.  With ``doctor_agent`` (tracekit.remote's zip
+    application) each host's tracing facts are read at the end, for doctor."""
     tasks = []
     if any(c not in ("debugfs",) for c in components):
         tasks.append({
@@ -137,6 +139,15 @@ def build_playbook(components):
             "rescue": [{"name": "Note that %s failed" % step, "ansible.builtin.set_fact": {
                 "_tracekit_failed_components": "{{ _tracekit_failed_components | default([]) + [%r] }}" % step}}],
         })
+    if doctor_agent:
+        tasks.append({
+            "name": DOCTOR_TASK,
+            "ansible.builtin.script": {"cmd": str(doctor_agent),
+                                       "executable": "{{ ansible_python_interpreter | default('/usr/bin/python3') }}"},
+            # Reads only: also in check mode, to show what the host has now.
+            "check_mode": False,
+            "changed_when": False,
+            "tags": ["always"]})
     tasks.append({
         "name": "Summary | every component must have succeeded",
         "ansible.builtin.assert": {
@@ -184,6 +195,9 @@ class HostSummary:
     failures: list = field(default_factory=list)
     notices: list = field(default_factory=list)
     components: dict = field(default_factory=dict)
+    # What `tracekit doctor` reports for the host after the run:
+    # {"summary": {status: count}, "methods": {id: status}}.
+    doctor: dict = None
 
 
 @dataclass
@@ -215,7 +229,8 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
     try:
         playbook = Path(playbook_dir) / "project" / "tracekit.yml"
         playbook.parent.mkdir()
-        playbook.write_text(_yaml(build_playbook(components)))
+        agent = remote.facts_zipapp(playbook.parent)
+        playbook.write_text(_yaml(build_playbook(components, doctor_agent=agent)))
         # With binary= ansible-runner passes the command line through as it is
         # (raw mode), so the playbook goes in it.
         cmdline = [shlex.quote(str(playbook))]
@@ -252,6 +267,8 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
     return SetupResult(status, rc, hosts, error)
 
 
+DOCTOR_TASK = "Doctor | read what this host can trace now"
+
 # Roles tell the person running them what they could not do, and why, with
 # debug tasks named "Notice | ...".
 NOTICE_PREFIX = "Notice |"
@@ -278,6 +295,9 @@ def _account(hosts, event, current):
     result = data.get("res") or {}
     if kind == "runner_on_ok":
         key = "changed" if result.get("changed") else "ok"
+        if data.get("task") == DOCTOR_TASK:
+            summary.doctor = _doctor_summary(result.get("stdout", ""))
+            return
         if str(data.get("task", "")).startswith(NOTICE_PREFIX):
             summary.notices.append({"component": component, "message": " ".join(str(result.get("msg", "")).split())})
     elif kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -295,6 +315,17 @@ def _account(hosts, event, current):
         return
     setattr(summary, key, getattr(summary, key) + 1)
     per[key] += 1
+
+
+def _doctor_summary(output):
+    from tracekit import doctor
+
+    try:
+        report = doctor.evaluate(json.loads(output))
+    except ValueError as exc:
+        return {"error": "could not read the host's facts: %s" % exc}
+    return {"summary": report.summary, "exit_code": report.exit_code,
+            "methods": {v.id: v.status for v in report.verdicts}}
 
 
 def _failure_message(result):
