@@ -164,3 +164,27 @@ def test_source_is_removed_again_when_the_hosts_update_fails(tmp_path, signing_k
     assert any("the source was removed again" in f["message"] for f in failures), failures
     assert rc_absent == 1
     assert rc_update == 0, update
+
+
+def test_debuginfod_for_login_shells(tmp_path):
+    extra = "http://127.0.0.1:9/"  # never contacted: only configured
+    cmd = " ".join(shlex.quote(a) for a in TRACEKIT + [
+        "setup", "ddebs", "--json", "--var", "tracekit_ddebs_method=debuginfod",
+        "--var", "tracekit_ddebs_debuginfod_urls=%s" % json.dumps([extra]),
+        "--var", "tracekit_ddebs_facts_dir=%s" % (tmp_path / "facts.d")]) + " 2>/dev/null"
+    (rc, out), (rc_again, again), (_, urls), (rc_source, _) = in_private_mounts(tmp_path, [
+        cmd,
+        cmd,
+        "env -i HOME=/root PATH=/usr/bin:/bin bash -lc 'echo \"$DEBUGINFOD_URLS\"'",
+        "test -e %s" % SOURCE,
+    ], overlays=OVERLAYS)
+    assert rc == 0, out
+    assert rc_again == 0 and summary(again)[0]["changed"] == 0, again
+    # The distribution's servers (from its *.urls files) and the extra one.
+    distribution = " ".join(Path(p).read_text().strip() for p in sorted(Path("/etc/debuginfod").glob("*.urls")))
+    assert urls.split() == (distribution + " " + extra).split()
+    assert seen(tmp_path, "/etc/profile.d/tracekit-debuginfod.sh").read_text() == \
+        Path("/usr/share/libdebuginfod-common/debuginfod.sh").read_text()
+    assert rc_source == 1, "debuginfod alone adds no apt source"
+    fact = json.loads((tmp_path / "facts.d/tracekit_ddebs.fact").read_text())
+    assert fact["archive"] is None and fact["debuginfod"] is True

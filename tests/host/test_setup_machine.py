@@ -143,3 +143,13 @@ def test_unsupported_distribution_changes_nothing(tmp_path, tracefs):
     assert failure["message"] == "Fedora 41 is not supported (tracekit sets up Ubuntu and Debian); nothing was changed"
     assert rc_mounted == 1
     assert seen(tmp_path, "/etc/fstab").read_text() == fstab
+
+
+def test_setup_ends_with_what_doctor_now_reports(converged):
+    (_, result, _), _, _ = converged
+    after = result["hosts"]["localhost"]["doctor"]
+    proc = subprocess.run(TRACEKIT + ["doctor", "--json"], stdout=subprocess.PIPE, universal_newlines=True)
+    doctor = json.loads(proc.stdout)
+    # The same agent and verdicts, run by Ansible on the host and by hand.
+    assert after["methods"] == {m["id"]: m["status"] for m in doctor["methods"]}
+    assert after["summary"] == doctor["summary"]
