@@ -188,3 +188,23 @@ def test_debuginfod_for_login_shells(tmp_path):
     assert rc_source == 1, "debuginfod alone adds no apt source"
     fact = json.loads((tmp_path / "facts.d/tracekit_ddebs.fact").read_text())
     assert fact["archive"] is None and fact["debuginfod"] is True
+
+
+def test_auto_falls_back_to_debuginfod_when_the_archive_is_unreachable(tmp_path, signing_key):
+    with dead_port() as port:
+        url = "http://127.0.0.1:%d/" % port
+        cmd = ddebs_cmd(tmp_path, url, signing_key.armored_public, [signing_key.fingerprint]).replace(
+            "tracekit_ddebs_method=archive", "tracekit_ddebs_method=auto")
+        (rc, out), (rc_absent, _), (rc_profile, _) = in_private_mounts(tmp_path, [
+            cmd,
+            "test -e %s || test -e %s" % (SOURCE, KEYRING),
+            "test -e /etc/profile.d/tracekit-debuginfod.sh",
+        ], overlays=OVERLAYS)
+    assert rc == 0, out
+    host = json.loads(out)["hosts"]["localhost"]
+    (notice,) = [n["message"] for n in host["notices"] if n["component"] == "ddebs"]
+    assert notice.startswith("apt source tracekit-ddebs (%s): apt-get update failed: " % url)
+    assert notice.endswith("nothing was written, using debuginfod instead")
+    assert rc_absent == 1 and rc_profile == 0
+    fact = json.loads((tmp_path / "facts.d/tracekit_ddebs.fact").read_text())
+    assert fact["archive"] is None and fact["debuginfod"] is True
