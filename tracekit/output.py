@@ -164,3 +164,38 @@ def print_setup(result):
             console.print(Text("doctor for %s: %s" % (host, summary.doctor["error"]), style="red"))
     if any(s.doctor for s in result.hosts.values()):
         console.print("(`tracekit doctor` on a host says why for each method)")
+
+
+def verify_progress(check, result):
+    """One stderr line per check as the local suite runs."""
+    style = {"passed": "green", "failed": "red", "skipped": "dim"}.get(result.status, "")
+    err_console().print(Text("%-8s %-24s %s" % (result.status, check.id, result.detail), style=style))
+
+
+def print_verify(result):
+    console = Console(highlight=False)
+    table = Table(header_style="bold", title="tracekit verify")
+    for column in ("host", "check", "status", "evidence or reason"):
+        table.add_column(column, overflow="fold")
+    styles = {"passed": "green", "failed": "red", "skipped": "dim"}
+    for host, doc in sorted(result.hosts.items()):
+        if "results" not in doc:
+            table.add_row(host, "-", "unreachable" if "unreachable" in doc else "error",
+                          doc.get("unreachable") or doc.get("error"), style="red")
+            continue
+        for r in doc["results"]:
+            table.add_row(host, r["id"], r["status"], r["detail"], style=styles.get(r["status"]))
+    console.print(table)
+    for host, doc in sorted(result.hosts.items()):
+        counts = {}
+        for r in doc.get("results", []):
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        if doc.get("results") is not None:
+            console.print("%s: %s" % (host, ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items()))))
+        if doc.get("interrupted"):
+            console.print(Text("%s: interrupted; everything the suite created was removed" % host, style="yellow"))
+        if doc.get("state_changed"):
+            console.print(Text("%s: the global tracing state changed: %s" % (host, sorted(doc["state_changed"])),
+                               style="red"))
+    if result.artifacts:
+        console.print("artifacts: %s" % result.artifacts)

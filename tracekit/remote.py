@@ -1,8 +1,13 @@
-"""tracekit's agent as one file a target can run with its own python3.
+"""tracekit's host-side code as one file a target runs with its own python3.
 
-The agent package is stdlib-only, so the same code that reads facts (and
-runs checks) here runs on every host of an inventory, shipped by Ansible's
-script module as a zip application: nothing is installed on the target."""
+The agent (facts, checks), doctor and tracekit.hostrun use only the standard
+library, so the same code that runs here runs on every host of an inventory,
+shipped by Ansible's script module as a zip application: nothing is
+installed on the target.
+
+    python3 tracekit-agent.pyz facts
+    python3 tracekit-agent.pyz verify [--only ID]... [--artifacts DIR]
+"""
 
 import zipfile
 from pathlib import Path
@@ -10,19 +15,21 @@ from pathlib import Path
 from tracekit.paths import PACKAGE
 
 _MAIN = '''import sys
-from tracekit.agent import facts
-facts.main(sys.argv[1:])
+from tracekit import hostrun
+sys.exit(hostrun.main(sys.argv[1:]))
 '''
+# The controller-only modules (CLI, Ansible driver, output) stay home.
+HOST_MODULES = ("doctor.py", "errors.py", "hostrun.py")
 
 
-def facts_zipapp(directory):
+def agent_zipapp(directory):
     """Write <directory>/tracekit-agent.pyz; returns its path."""
     target = Path(directory) / "tracekit-agent.pyz"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("__main__.py", _MAIN)
-        # An empty package root: the real tracekit/__init__ is the
-        # controller's (its imports are not the agent's business).
         archive.writestr("tracekit/__init__.py", "")
+        for name in HOST_MODULES:
+            archive.write(PACKAGE / name, "tracekit/" + name)
         for path in sorted((PACKAGE / "agent").iterdir()):
             if path.suffix in (".py", ".c"):
                 archive.write(path, "tracekit/agent/" + path.name)

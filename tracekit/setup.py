@@ -142,7 +142,7 @@ def build_playbook(components, doctor_agent=None):
     if doctor_agent:
         tasks.append({
             "name": DOCTOR_TASK,
-            "ansible.builtin.script": {"cmd": str(doctor_agent),
+            "ansible.builtin.script": {"cmd": "%s facts" % doctor_agent,
                                        "executable": "{{ ansible_python_interpreter | default('/usr/bin/python3') }}"},
             # Reads only: also in check mode, to show what the host has now.
             "check_mode": False,
@@ -214,8 +214,6 @@ class SetupResult:
 
 def run(components, inventory=None, limit=None, check=False, diff=False, variables=None, on_event=None):
     """Run the play; returns a SetupResult.  ``on_event`` sees every runner event."""
-    import ansible_runner
-
     hosts = {}
     current = {"component": "-"}
 
@@ -223,14 +221,32 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
         _account(hosts, event, current)
         if on_event:
             on_event(event)
+
+    status, rc, error = run_play(lambda agent: build_playbook(components, doctor_agent=agent), inventory=inventory,
+                                 limit=limit, check=check, diff=diff, variables=variables, on_event=handle,
+                                 any_host=lambda: bool(hosts))
+    return SetupResult(status, rc, hosts, error)
+
+
+def run_play(build, inventory=None, limit=None, check=False, diff=False, variables=None, on_event=None,
+             any_host=lambda: True, prefix="tracekit-"):
+    """Run the play ``build(agent_zipapp_path)`` returns, from a fresh private
+    data directory, with the ansible-playbook of tracekit's own environment.
+    Returns (status, rc, error); ``error`` is Ansible's own message when it
+    stopped before any host ran (a syntax or argument error)."""
+    import ansible_runner
+
+    def handle(event):
+        if on_event:
+            on_event(event)
         return True
 
-    playbook_dir = tempfile.mkdtemp(prefix="tracekit-setup-")
+    playbook_dir = tempfile.mkdtemp(prefix=prefix)
     try:
         playbook = Path(playbook_dir) / "project" / "tracekit.yml"
         playbook.parent.mkdir()
-        agent = remote.facts_zipapp(playbook.parent)
-        playbook.write_text(_yaml(build_playbook(components, doctor_agent=agent)))
+        agent = remote.agent_zipapp(playbook.parent)
+        playbook.write_text(_yaml(build(agent)))
         # With binary= ansible-runner passes the command line through as it is
         # (raw mode), so the playbook goes in it.
         cmdline = [shlex.quote(str(playbook))]
@@ -257,14 +273,12 @@ def run(components, inventory=None, limit=None, check=False, diff=False, variabl
         )
         status, rc = runner.status, runner.rc
         error = None
-        if rc != 0 and not hosts:
-            # Ansible stopped before any host ran (a syntax or argument error):
-            # its own message is the explanation.
+        if rc != 0 and not any_host():
             lines = [line.strip() for line in runner.stdout.read().splitlines() if line.strip()]
             error = next((line for line in lines if "ERROR" in line), lines[-1] if lines else None)
     finally:
         shutil.rmtree(playbook_dir, ignore_errors=True)
-    return SetupResult(status, rc, hosts, error)
+    return status, rc, error
 
 
 DOCTOR_TASK = "Doctor | read what this host can trace now"

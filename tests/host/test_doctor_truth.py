@@ -24,7 +24,8 @@ def test_verdict_matches_a_real_attempt(method_id, verdicts, check_context, unch
 
 
 def test_every_method_has_exactly_one_check():
-    assert [c.method for c in checks.CHECKS] == list(doctor.METHOD_IDS)
+    assert [c.method for c in checks.METHOD_CHECKS] == list(doctor.METHOD_IDS)
+    assert all(m in doctor.METHOD_IDS for c in checks.CHECKS for m in c.methods)
 
 
 def test_config_causes_are_named(report, verdicts):

@@ -11,6 +11,7 @@ here and, shipped by Ansible, on remote hosts.
 
 import contextlib
 import os
+import pkgutil
 import re
 import shutil
 import signal
@@ -19,14 +20,13 @@ import tempfile
 import time
 import uuid
 
-from . import elf
+from . import elf, perfdata
 
 PASSED, FAILED = "passed", "failed"
 GROUP = "tracekit"
 # Register holding a function's first (and second) integer argument.
 ARG_REGS = {"x86_64": ("%di", "%si"), "aarch64": ("%x0", "%x1"), "riscv64": ("%a0", "%a1"),
             "ppc64le": ("%r3", "%r4"), "s390x": ("%r2", "%r3")}
-TARGET_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "target.c")
 
 
 class CheckFailed(Exception):
@@ -49,8 +49,11 @@ class Result:
 class Context:
     """What the checks share: a work directory, the compiled target, tools."""
 
-    def __init__(self, facts, workdir=None, timeout_scale=1.0):
+    def __init__(self, facts, workdir=None, timeout_scale=1.0, artifacts=None):
         self.facts = facts
+        # Where checks leave files for the person (flame graph SVG, trace
+        # excerpts); None: nowhere.
+        self.artifacts = artifacts
         self.arch = (facts.get("kernel") or {}).get("arch") or os.uname().machine
         self.tracefs = (facts.get("tracefs") or {}).get("path") or "/sys/kernel/tracing"
         self.timeout_scale = timeout_scale
@@ -75,6 +78,16 @@ class Context:
             raise CheckFailed("%s is not installed" % name)
         return path
 
+    def artifact(self, name, text):
+        """Keep ``text`` as an artifact; returns its path (None without a directory)."""
+        if not self.artifacts:
+            return None
+        os.makedirs(self.artifacts, exist_ok=True)
+        path = os.path.join(self.artifacts, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     def target(self):
         """The probe target, compiled here (so it matches this host's ABI)."""
         if self._target is None:
@@ -82,7 +95,14 @@ class Context:
             gcc = shutil.which("gcc") or shutil.which("cc")
             if not gcc:
                 raise CheckFailed("no C compiler to build the probe target")
-            run([gcc, "-g", "-O1", "-o", out, TARGET_SOURCE], timeout=60)
+            # Frame pointers: perf record -g walks them (without, stacks
+            # stop at tk_work and never show main).
+            # Read through the loader: inside tracekit's zip application there
+            # is no target.c file to hand gcc.
+            source = os.path.join(self.workdir, "target.c")
+            with open(source, "wb") as f:
+                f.write(pkgutil.get_data(__package__, "target.c"))
+            run([gcc, "-g", "-O1", "-fno-omit-frame-pointer", "-o", out, source], timeout=60)
             self._target = out
         return self._target
 
@@ -391,46 +411,86 @@ def borrowed_global_tracer(tracefs):
 
 
 # -- perf ------------------------------------------------------------------------
+STAT_SOFTWARE = ("task-clock", "context-switches", "cpu-migrations", "page-faults")
+STAT_HARDWARE = ("cycles", "instructions")
+
+
 def _perf_stat(ctx, events):
     perf = ctx.tool("perf")
     out = run([perf, "stat", "-x", ",", "-e", ",".join(events), "--", ctx.target(), "2", "10"])
-    values = {}
-    for line in out.splitlines():
-        fields = line.split(",")
-        if len(fields) >= 3 and fields[2] in events:
-            values[fields[2]] = fields[0]
-    return values
+    ctx.artifact("perf-stat.csv", out)
+    return perfdata.parse_perf_stat(out)
 
 
 def check_perf_hardware(ctx):
-    values = _perf_stat(ctx, ["cycles", "instructions"])
-    bad = {k: v for k, v in values.items() if not re.match(r"^\d", v)}
-    if bad or len(values) < 2:
-        raise CheckFailed("perf stat: %s" % (", ".join("%s %s" % kv for kv in bad.items()) or "no counts"))
-    return "perf stat: cycles %s, instructions %s" % (values["cycles"], values["instructions"]), \
-        ["%s,%s" % kv for kv in values.items()]
+    stat = _perf_stat(ctx, STAT_HARDWARE)
+    missing = [e for e in STAT_HARDWARE if stat.value(e) is None]
+    if missing:
+        raise CheckFailed("perf stat: %s" % ", ".join(
+            "%s %s" % (e, "<not supported>" if e in stat.unsupported else "<not counted>") for e in missing))
+    return "perf stat: " + ", ".join("%s %.0f" % (e, stat.value(e)) for e in STAT_HARDWARE), \
+        ["%s,%.0f" % (e, stat.value(e)) for e in STAT_HARDWARE]
 
 
 def check_perf_software(ctx):
-    events = ["task-clock", "context-switches", "cpu-migrations", "page-faults"]
-    values = _perf_stat(ctx, events)
-    bad = [k for k in events if not re.match(r"^\d", values.get(k, ""))]
-    if bad:
-        raise CheckFailed("perf stat counted nothing for %s" % ", ".join(bad))
-    return "perf stat: " + ", ".join("%s %s" % (k, values[k]) for k in events), \
-        ["%s,%s" % (k, values[k]) for k in events]
+    """perf stat of the sample program with the classic counter set; the
+    software counters must count, the hardware ones are reported either way."""
+    stat = _perf_stat(ctx, STAT_SOFTWARE + STAT_HARDWARE)
+    uncounted = [e for e in STAT_SOFTWARE if stat.value(e) is None]
+    if uncounted:
+        raise CheckFailed("perf stat counted nothing for %s" % ", ".join(uncounted))
+    unsupported = [e for e in STAT_HARDWARE if stat.value(e) is None]
+    detail = "perf stat: " + ", ".join("%s %.0f" % (e, stat.value(e)) for e in STAT_SOFTWARE)
+    if unsupported:
+        detail += "; not supported on this host: " + ", ".join(unsupported)
+    return detail, ["%s,%s" % (e, "<not supported>" if stat.value(e) is None else "%.0f" % stat.value(e))
+                    for e in STAT_SOFTWARE + STAT_HARDWARE]
+
+
+def _perf_record_script(ctx, stem):
+    perf = ctx.tool("perf")
+    data = os.path.join(ctx.workdir, ctx.unique(stem) + ".data")
+    run([perf, "record", "-q", "-e", "cpu-clock", "-F", "997", "-g", "-o", data, "--",
+         ctx.target(), "8", "0", "2000000"], timeout=60)
+    return run([perf, "script", "-i", data], timeout=60)
 
 
 def check_perf_sampling(ctx):
-    perf = ctx.tool("perf")
-    data = os.path.join(ctx.workdir, ctx.unique("perf") + ".data")
-    run([perf, "record", "-q", "-e", "cpu-clock", "-F", "997", "-g", "-o", data, "--",
-         ctx.target(), "8", "0", "2000000"], timeout=60)
-    script = run([perf, "script", "-i", data], timeout=60)
+    script = _perf_record_script(ctx, "perf")
     samples = script.count("tk_work")
     if samples < 5:
         raise CheckFailed("perf record: %d samples in tk_work" % samples)
     return "perf record -g: %d stack frames in tk_work" % samples, script.splitlines()[:6]
+
+
+def check_flamegraph(ctx):
+    """perf record -g, stacks folded, an SVG flame graph written."""
+    folded = perfdata.fold_perf_script(_perf_record_script(ctx, "flame"))
+    in_work = {stack: n for stack, n in folded.items() if ";tk_work" in stack}
+    if sum(in_work.values()) < 5:
+        raise CheckFailed("perf record -g: %d samples in tk_work (of %d)" % (sum(in_work.values()), folded.samples))
+    svg = ctx.artifact("flamegraph.svg", perfdata.flamegraph_svg(folded, "tracekit: perf record -g of tk_work"))
+    ctx.artifact("stacks.folded", perfdata.format_folded(folded))
+    top = max(in_work, key=in_work.get)
+    return "flame graph of %d samples, %d in tk_work%s" % (
+        folded.samples, sum(in_work.values()), ", written to " + svg if svg else ""), \
+        ["%s %d" % (top, in_work[top])]
+
+
+def check_perf_sched(ctx):
+    """perf sched record + timehist: the sample's wait, delay and run time."""
+    perf = ctx.tool("perf")
+    data = os.path.join(ctx.workdir, ctx.unique("sched") + ".data")
+    out = run([perf, "sched", "record", "-o", data, "--", ctx.target(), "4", "20", "200000"], timeout=60)
+    pid = int(re.search(r"pid (\d+)", out).group(1))
+    timehist = run([perf, "sched", "timehist", "-i", data], timeout=60)
+    ctx.artifact("sched-timehist.txt", timehist)
+    times = perfdata.task_times_for_pid(perfdata.parse_sched_timehist(timehist), pid)
+    if times is None or times.run_ms <= 0:
+        raise CheckFailed("perf sched timehist shows no run time for the sample (pid %d)" % pid)
+    detail = "pid %d: run %.3f ms, wait %.3f ms, sched delay %.3f ms over %d switches" % (
+        pid, times.run_ms, times.wait_ms, times.sch_delay_ms, times.switches)
+    return detail, [detail]
 
 
 @contextlib.contextmanager
@@ -694,10 +754,16 @@ def snapshot_tracing_state(tracefs):
 # -- the registry --------------------------------------------------------------------
 class Check:
     """A smoke trace; ``method`` is the doctor method it proves (its id unless
-    the check is a workflow built on a method)."""
+    the check is a workflow built on a method); ``also`` are further methods
+    it needs; ``timeout`` its budget in seconds (scaled on slow hosts)."""
 
-    def __init__(self, check_id, title, fn, method=None):
+    def __init__(self, check_id, title, fn, method=None, also=(), timeout=60):
         self.id, self.title, self.fn, self.method = check_id, title, fn, method or check_id
+        self.also, self.timeout = tuple(also), timeout
+
+    @property
+    def methods(self):
+        return (self.method,) + self.also
 
 
 # One check per doctor method (same id); explicit, in the order they run.
@@ -715,12 +781,17 @@ CHECKS = (
     Check("perf.counters.software", "perf stat software counters",
           check_perf_software),
     Check("perf.sampling", "perf record -g of tk_work", check_perf_sampling),
+    Check("perf.flamegraph", "perf record -g folded into an SVG flame graph", check_flamegraph,
+          method="perf.sampling"),
+    Check("perf.sched", "perf sched timehist of the sample", check_perf_sched,
+          method="perf.counters.software", also=("tracepoint",)),
     Check("perf.probe.kernel", "perf probe on the kernel open path",
           check_perf_probe_kernel),
     Check("perf.probe.user", "perf probe -x tk_work with its argument",
           check_perf_probe_user),
     Check("trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd),
-    Check("bcc", "bcc execsnoop sees our exec", check_bcc),
+    # bcc compiles at start: about 47 s under emulation (LAB.md).
+    Check("bcc", "bcc execsnoop sees our exec", check_bcc, timeout=180),
     Check("libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools),
     Check("bpftrace.kprobe", "bpftrace kprobe counts our opens", check_bpftrace_kprobe),
     Check("bpftrace.uprobe", "bpftrace uprobe on tk_work", check_bpftrace_uprobe),
@@ -733,6 +804,8 @@ CHECKS = (
           check_sysdig_modern),
 )
 CHECKS_BY_ID = {c.id: c for c in CHECKS}
+# The checks that prove one doctor method each (doctor's truth is tested with them).
+METHOD_CHECKS = tuple(c for c in CHECKS if c.id == c.method)
 
 
 def run_check(check, ctx):

@@ -1,0 +1,91 @@
+"""The verify suite: every smoke check, skipped where doctor says the method
+cannot work here, each under its own deadline, and the host's global tracing
+state compared before and after.
+
+Standard library only: the same code runs here and, shipped by Ansible as
+tracekit's zip application, on every host of an inventory."""
+
+import contextlib
+import signal
+import time
+
+from . import checks
+
+SKIPPED = "skipped"
+# Doctor verdicts that mean "do not even try": the reason is doctor's.
+SKIP_VERDICTS = ("unavailable", "missing")
+
+
+class CheckTimeout(Exception):
+    """A check ran past its deadline (raised by SIGALRM inside the check, so
+    its own finally blocks still remove what it created)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    def expire(signum, frame):
+        raise CheckTimeout("timed out after %ds" % seconds)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def skip_reason(check, verdicts):
+    """Doctor's reason when a method the check needs cannot work, else None."""
+    for method in check.methods:
+        verdict = verdicts.get(method) or {}
+        if verdict.get("status") in SKIP_VERDICTS:
+            return "%s: %s" % (method, verdict.get("reason")) if method != check.id else verdict.get("reason")
+    return None
+
+
+def select(only=()):
+    unknown = [c for c in only if c not in checks.CHECKS_BY_ID]
+    if unknown:
+        raise ValueError("unknown check %s; valid: %s" % (", ".join(unknown), ", ".join(checks.CHECKS_BY_ID)))
+    return [c for c in checks.CHECKS if not only or c.id in only]
+
+
+def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_result=None):
+    """Run the selected checks; returns a dict (see to_document).  Ctrl-C
+    stops the suite between or inside checks; what was created is removed
+    either way, and ``interrupted`` says so."""
+    tracefs = (facts.get("tracefs") or {}).get("path") or "/sys/kernel/tracing"
+    before = checks.snapshot_tracing_state(tracefs)
+    ctx = checks.Context(facts, timeout_scale=timeout_scale, artifacts=artifacts)
+    results, interrupted = [], False
+    try:
+        for check in select(only):
+            reason = skip_reason(check, verdicts)
+            if reason:
+                result = checks.Result(check.id, SKIPPED, reason)
+            else:
+                start = time.monotonic()
+                try:
+                    with deadline(int(check.timeout * timeout_scale)):
+                        result = checks.run_check(check, ctx)
+                except CheckTimeout as exc:
+                    result = checks.Result(check.id, checks.FAILED, str(exc), seconds=time.monotonic() - start)
+            results.append(result)
+            if on_result:
+                on_result(check, result)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        ctx.close()
+    after = checks.snapshot_tracing_state(tracefs)
+    changed = {k: {"before": before[k], "after": after.get(k)} for k in before if before[k] != after.get(k)}
+    return {"results": [r.to_dict() for r in results], "interrupted": interrupted, "state_changed": changed}
+
+
+def exit_code(outcome):
+    """0 when nothing failed (skips are fine), 1 otherwise; 130 when interrupted."""
+    if outcome["interrupted"]:
+        return 130
+    failed = any(r["status"] == checks.FAILED for r in outcome["results"])
+    return 1 if failed or outcome["state_changed"] else 0

@@ -1,0 +1,138 @@
+"""`tracekit verify`: one small real trace per tool and method, on this
+machine or on every host of an inventory, with the same host-side code
+(tracekit.hostrun, shipped to remote hosts in tracekit's zip application).
+
+Results are data (VerifyResult); tables, JSON and JUnit are made from it."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracekit import hostrun
+from tracekit.agent import verify as agent_verify
+from tracekit.errors import UsageError
+
+VERIFY_TASK = "Verify | run the smoke checks"
+
+
+def select(only):
+    try:
+        return [c.id for c in agent_verify.select(tuple(only))]
+    except ValueError as exc:
+        raise UsageError(str(exc))
+
+
+def default_artifacts_dir():
+    return Path("tracekit-verify-" + time.strftime("%Y%m%d-%H%M%S"))
+
+
+@dataclass
+class VerifyResult:
+    # {host: the host's verify document, or {"unreachable": message} / {"error": message}}
+    hosts: dict = field(default_factory=dict)
+    artifacts: str = None
+
+    @property
+    def exit_code(self):
+        codes = [doc.get("exit_code", 1) for doc in self.hosts.values()]
+        if 130 in codes:
+            return 130
+        return 1 if not codes or any(codes) else 0
+
+    def to_dict(self):
+        return {"schema": hostrun.SCHEMA, "exit_code": self.exit_code, "artifacts": self.artifacts,
+                "hosts": self.hosts}
+
+    def junit(self):
+        """JUnit XML: a testsuite per host, a testcase per check."""
+        suites = ET.Element("testsuites", name="tracekit verify")
+        for host, doc in sorted(self.hosts.items()):
+            results = doc.get("results", [])
+            suite = ET.SubElement(suites, "testsuite", name=host, tests=str(len(results)),
+                                  failures=str(sum(r["status"] == "failed" for r in results)),
+                                  skipped=str(sum(r["status"] == "skipped" for r in results)),
+                                  time="%.3f" % sum(r["seconds"] for r in results))
+            if "results" not in doc:
+                case = ET.SubElement(suite, "testcase", classname=host, name="host")
+                ET.SubElement(case, "error", message=doc.get("unreachable") or doc.get("error") or "no result")
+            for r in results:
+                case = ET.SubElement(suite, "testcase", classname=host, name=r["id"], time="%.3f" % r["seconds"])
+                if r["status"] == "skipped":
+                    ET.SubElement(case, "skipped", message=r["detail"])
+                elif r["status"] == "failed":
+                    ET.SubElement(case, "failure", message=r["detail"])
+                else:
+                    ET.SubElement(case, "system-out").text = "\n".join([r["detail"]] + list(r["evidence"]))
+            if doc.get("state_changed"):
+                case = ET.SubElement(suite, "testcase", classname=host, name="tracing-state-restored")
+                ET.SubElement(case, "failure", message="global tracing state changed: %s" % sorted(doc["state_changed"]))
+        return ET.tostring(suites, encoding="unicode")
+
+
+def run_local(only=(), artifacts=None, timeout_scale=1.0, on_result=None):
+    """The suite on this machine, in this process (Ctrl-C stops it cleanly)."""
+    target = Path(artifacts) / "localhost" if artifacts else None
+    doc = hostrun.verify(tuple(only), str(target) if target else None, timeout_scale, on_result)
+    return VerifyResult({"localhost": doc}, str(artifacts) if artifacts else None)
+
+
+def build_play(agent, only, remote_dir, artifacts, timeout_scale):
+    args = ["verify", "--artifacts", remote_dir, "--timeout-scale", str(timeout_scale)]
+    for check in only:
+        args += ["--only", check]
+    tasks = [
+        {"name": VERIFY_TASK,
+         "ansible.builtin.script": {"cmd": " ".join([str(agent)] + args),
+                                    "executable": "{{ ansible_python_interpreter | default('/usr/bin/python3') }}"},
+         "register": "__tracekit_verify", "changed_when": False},
+        {"name": "Verify | find the artifacts",
+         "ansible.builtin.find": {"paths": remote_dir}, "register": "__tracekit_verify_artifacts"},
+        {"name": "Verify | bring the artifacts back",
+         "ansible.builtin.fetch": {"src": "{{ item.path }}", "flat": True,
+                                   "dest": "%s/{{ inventory_hostname }}/" % os.path.abspath(artifacts)},
+         "loop": "{{ __tracekit_verify_artifacts.files }}", "loop_control": {"label": "{{ item.path | basename }}"}},
+        {"name": "Verify | remove the artifacts from the host",
+         "ansible.builtin.file": {"path": remote_dir, "state": "absent"}},
+    ]
+    return [{"name": "tracekit verify", "hosts": "all", "become": True, "gather_facts": False, "tasks": tasks}]
+
+
+def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0, on_event=None):
+    """The suite on every host of ``inventory`` through Ansible."""
+    from tracekit import setup
+
+    artifacts = Path(artifacts or default_artifacts_dir())
+    remote_dir = "/tmp/tracekit-verify-" + uuid.uuid4().hex[:12]
+    hosts = {}
+
+    def handle(event):
+        import json
+
+        data = event.get("event_data") or {}
+        host, kind = data.get("host"), event.get("event", "")
+        result = data.get("res") or {}
+        if host and data.get("task") == VERIFY_TASK:
+            if kind == "runner_on_ok":
+                try:
+                    hosts[host] = json.loads(result.get("stdout", ""))
+                except ValueError:
+                    hosts[host] = {"error": "unreadable result: %s" % (result.get("stdout", "")[-300:] or result)}
+            elif kind == "runner_on_failed":
+                hosts[host] = {"error": " ".join(str(result.get("msg") or result.get("stderr") or "failed").split())[:500]}
+        if host and kind == "runner_on_unreachable":
+            hosts[host] = {"unreachable": " ".join(str(result.get("msg", "unreachable")).split())[:500]}
+        if on_event:
+            on_event(event)
+
+    _, _, error = setup.run_play(lambda agent: build_play(agent, only, remote_dir, artifacts, timeout_scale),
+                                 inventory=inventory, limit=limit, on_event=handle, any_host=lambda: bool(hosts),
+                                 prefix="tracekit-verify-")
+    if error and not hosts:
+        from tracekit.errors import TracekitError
+        raise TracekitError("ansible: %s" % error)
+    return VerifyResult(hosts, str(artifacts))
