@@ -66,3 +66,9 @@ def test_nonroot_setup_of_this_machine_is_refused_in_one_line():
         "tracekit: error: setting up this machine needs root (uid is %d): run `sudo tracekit setup`, "
         "or pass -i/--inventory for hosts reached over SSH" % NOBODY]
     assert open("/proc/self/mountinfo").read() == mounts_before
+
+
+def test_nonroot_verify_of_this_machine_is_refused_in_one_line():
+    result = as_nobody([sys.executable, "-m", "tracekit", "verify"])
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "needs root" in result.stderr

@@ -61,3 +61,11 @@ def test_rendered_playbook_passes_ansible_syntax_check(tmp_path):
                            cwd=out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                            timeout=120)
     assert check.returncode == 0, check.stdout
+
+
+def test_unknown_check_is_a_usage_error():
+    one_line_error(invoke("verify", "bogus"), "unknown check bogus; valid: ftrace.function")
+
+
+def test_verify_missing_inventory(tmp_path):
+    one_line_error(invoke("verify", "-i", str(tmp_path / "nope.ini")), "no such file")

@@ -12,20 +12,36 @@ source handling run against this instead.  Independent of pytest.
 
 Only gpg, gpgconf, dpkg-deb and apt are needed (no apt-ftparchive): the index
 files are written here.
+
+As a command (for molecule and people building a lab), it builds such a
+repository and serves it from a detached process until stopped:
+
+    python -m tests.lib.aptrepo serve --root DIR --state DIR \
+        --suite noble=main,restricted,universe,multiverse --suite bookworm-debug=main
+    python -m tests.lib.aptrepo stop --state DIR
+
+`serve` prints JSON and leaves in the state directory: url, fingerprint,
+signing-key.asc (the public key), pid (and pid.start, the process's start
+time, so `stop` never signals a process that merely reused the PID).
 """
 
+import argparse
 import contextlib
 import email.utils
 import functools
 import gzip
 import hashlib
 import http.server
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,3 +320,131 @@ class AptSandbox:
 
 def sandboxed_apt(tmpdir, arch="amd64") -> AptSandbox:
     return AptSandbox(tmpdir, arch)
+
+
+# --------------------------------------------------------------------------- command line
+
+_FILES = ("url", "fingerprint", "pid", "pid.start")
+_PACKAGE = "tracekit-probe-dbgsym=1.0-1"
+
+
+def _start_time(pid):
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _write(path: Path, text: str):
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _parse_suites(specs):
+    """["noble=main,universe", "bookworm-debug"] -> {"noble": ["main", "universe"], "bookworm-debug": ["main"]}"""
+    suites = {}
+    for spec in specs:
+        name, _, components = spec.partition("=")
+        comps = [c for c in components.split(",") if c] or ["main"]
+        if not name or "/" in name:
+            raise SystemExit(f"aptrepo: --suite {spec!r}: expected SUITE[=COMPONENT,...]")
+        suites[name] = comps
+    return suites
+
+
+def cmd_serve(args) -> int:
+    state, root = Path(args.state).resolve(), Path(args.root).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    pid_file = state / "pid"
+    if pid_file.is_file() and _start_time(int(pid_file.read_text())) == int((state / "pid.start").read_text()):
+        raise SystemExit(f"aptrepo: already serving from {state} (pid {pid_file.read_text().strip()}): stop it first")
+    for name in _FILES:
+        (state / name).unlink(missing_ok=True)
+    packages = []
+    for spec in args.package or [_PACKAGE]:
+        name, _, version = spec.partition("=")
+        packages.append(PackageSpec(name, version or "1.0-1"))
+    # One key signs every suite; its agent goes once the repository is signed.
+    with SigningKey.generate(state) as key:
+        for suite, components in _parse_suites(args.suite).items():
+            for i, component in enumerate(components):  # the packages go into the first component
+                build_repo(root, key, suite, component, packages if i == 0 else ())
+    log = open(state / "httpd.log", "ab")
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_httpd",
+                              "--root", str(root), "--state", str(state)],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True, close_fds=True)
+    log.close()
+    child.returncode = 0  # detached on purpose: not ours to wait for
+    _write(state / "pid.start", f"{_start_time(child.pid)}\n")
+    _write(state / "pid", f"{child.pid}\n")
+    deadline = time.monotonic() + 15
+    while not (state / "url").is_file():
+        if _start_time(child.pid) is None or time.monotonic() > deadline:
+            tail = (state / "httpd.log").read_text()[-2000:]
+            cmd_stop(args)
+            raise SystemExit(f"aptrepo: the server did not start:\n{tail}")
+        time.sleep(0.02)
+    _write(state / "fingerprint", key.fingerprint + "\n")
+    info = {"url": (state / "url").read_text().strip(), "fingerprint": key.fingerprint,
+            "key": str(key.public_path), "pid": child.pid, "root": str(root)}
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+def cmd_httpd(args) -> int:
+    server = _Server(Path(args.root))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _write(Path(args.state) / "url", server.url + "\n")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_stop(args) -> int:
+    """Stop the server by the PID `serve` recorded, if that process still runs; idempotent."""
+    state = Path(args.state)
+    try:
+        pid, start = int((state / "pid").read_text()), int((state / "pid.start").read_text())
+    except (FileNotFoundError, ValueError):
+        return 0
+    if _start_time(pid) == start:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _start_time(pid) == start and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _start_time(pid) == start:
+            os.kill(pid, signal.SIGKILL)
+    for name in ("pid", "pid.start", "url"):
+        (state / name).unlink(missing_ok=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.lib.aptrepo",
+                                description="A signed apt repository served on 127.0.0.1, for tests and labs.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{serve,stop}")
+    s = sub.add_parser("serve", help="generate a key, build the repository and serve it detached")
+    s.add_argument("--root", required=True, help="directory to build the repository in")
+    s.add_argument("--state", required=True, help="where url, fingerprint, signing-key.asc and pid go")
+    s.add_argument("--suite", action="append", required=True, metavar="SUITE[=COMP,...]",
+                   help="a suite and its components (default main); repeatable")
+    s.add_argument("--package", action="append", metavar="NAME=VERSION",
+                   help=f"a package in each suite's first component (default {_PACKAGE}); repeatable")
+    t = sub.add_parser("stop", help="stop the server of a state directory (by its recorded PID)")
+    t.add_argument("--state", required=True)
+    h = sub.add_parser("_httpd")  # the detached server itself
+    h.add_argument("--root", required=True)
+    h.add_argument("--state", required=True)
+    args = p.parse_args(argv)
+    return {"serve": cmd_serve, "stop": cmd_stop, "_httpd": cmd_httpd}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""`tracekit verify` on this machine, for real: what passes and what is
+skipped is derived from `tracekit doctor`'s report, and the global tracing
+state is the same afterwards, also when the suite is interrupted."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tracekit.agent import checks
+
+TRACEKIT = [sys.executable, "-m", "tracekit"]
+
+
+@pytest.fixture(scope="module")
+def verified(tracefs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("verify")
+    before = checks.snapshot_tracing_state(tracefs)
+    proc = subprocess.run(TRACEKIT + ["verify", "--json", "--junit", str(out / "junit.xml"),
+                                      "--artifacts", str(out / "artifacts")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=900)
+    after = checks.snapshot_tracing_state(tracefs)
+    doctor = subprocess.run(TRACEKIT + ["doctor", "--json"], stdout=subprocess.PIPE, universal_newlines=True)
+    return proc, json.loads(proc.stdout), json.loads(doctor.stdout), before, after, out
+
+
+def test_passes_what_doctor_calls_possible_and_skips_the_rest_with_its_reason(verified):
+    proc, document, doctor, _, _, _ = verified
+    verdicts = {m["id"]: m for m in doctor["methods"]}
+    results = {r["id"]: r for r in document["hosts"]["localhost"]["results"]}
+    assert list(results) == [c.id for c in checks.CHECKS]
+    for check in checks.CHECKS:
+        result = results[check.id]
+        blocked = [verdicts[m] for m in check.methods if verdicts[m]["status"] in ("unavailable", "missing")]
+        if blocked:
+            assert result["status"] == "skipped", result
+            expected = blocked[0]["reason"] if blocked[0]["id"] == check.id else \
+                "%s: %s" % (blocked[0]["id"], blocked[0]["reason"])
+            assert result["detail"] == expected
+        else:
+            assert result["status"] == "passed", result
+            assert result["evidence"], "a pass must show what it saw: %s" % result
+    assert proc.returncode == 0 and document["exit_code"] == 0, proc.stderr
+
+
+def test_global_tracing_state_is_unchanged(verified):
+    _, document, _, before, after, _ = verified
+    assert document["hosts"]["localhost"]["state_changed"] == {}
+    assert before == after
+
+
+def test_artifacts_and_junit(verified):
+    _, document, _, _, _, out = verified
+    results = {r["id"]: r for r in document["hosts"]["localhost"]["results"]}
+    if results["perf.flamegraph"]["status"] == "passed":
+        svg = ET.parse(str(out / "artifacts/localhost/flamegraph.svg")).getroot()
+        assert svg.tag.endswith("svg") and "tk_work" in ET.tostring(svg, encoding="unicode")
+    suite = ET.parse(str(out / "junit.xml")).getroot().find("testsuite")
+    assert suite.get("name") == "localhost"
+    assert int(suite.get("tests")) == len(results)
+    assert int(suite.get("skipped")) == sum(r["status"] == "skipped" for r in results.values())
+    assert int(suite.get("failures")) == 0
+
+
+def test_interrupted_suite_leaves_the_tracing_state_as_found(tracefs, tmp_path):
+    before = checks.snapshot_tracing_state(tracefs)
+    proc = subprocess.Popen(TRACEKIT + ["verify", "--artifacts", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True)
+    # Interrupt once the uprobe checks are done, in the middle of the suite
+    # (the perf checks come next).
+    deadline, seen = time.monotonic() + 300, []
+    for line in proc.stderr:
+        seen.append(line)
+        if " uretprobe " in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + err
+    assert "interrupted" in out + err
+    assert checks.snapshot_tracing_state(tracefs) == before
+    leftovers = [n for n in os.listdir(os.path.join(tracefs, "instances")) if n.startswith("tk_")]
+    assert leftovers == []
