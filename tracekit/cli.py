@@ -122,10 +122,15 @@ def setup(
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable override (VALUE may be JSON); repeatable."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (progress on stderr).")] = False,
+    run_verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="End with `tracekit verify` on the same hosts (not with --check).")
+    ] = True,
 ):
     """Install and configure tracing on this machine or an inventory of hosts.
 
-    Runs tracekit's Ansible roles (one per component) through ansible-runner.
+    Runs tracekit's Ansible roles (one per component) through ansible-runner,
+    then `tracekit verify` on the same hosts: what was installed is proven
+    by a real trace per tool.
 
     \b
     Examples:
@@ -145,12 +150,38 @@ def setup(
     progress = output.SetupProgress()
     result = _run(lambda: core.run(chosen, inventory=inventory, limit=limit, check=check, diff=diff,
                                    variables=variables, on_event=progress.event))
+    verified = None
+    if run_verify and not check and any(not h.unreachable for h in result.hosts.values()):
+        verified = _verify_after_setup(inventory, limit, json_output)
     if json_output:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
+        document = result.to_dict()
+        document["verify"] = verified.to_dict() if verified else None
+        json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         output.print_setup(result)
-    raise typer.Exit(0 if result.status == "successful" else 1)
+        if verified:
+            output.print_verify(verified)
+    failed = result.status != "successful" or (verified is not None and verified.exit_code != 0)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _verify_after_setup(inventory, limit, quiet):
+    import tempfile
+
+    from tracekit import output
+    from tracekit import verify as verify_core
+
+    # Artifacts of this run are not kept: the table is the evidence.
+    with tempfile.TemporaryDirectory(prefix="tracekit-setup-verify-") as artifacts:
+        try:
+            if inventory is None:
+                return verify_core.run_local((), None, on_result=None if quiet else output.verify_progress)
+            return _run(lambda: verify_core.run_remote(inventory, limit, (), artifacts,
+                                                       on_event=output.SetupProgress().event))
+        except KeyboardInterrupt:
+            typer.echo("tracekit: interrupted", err=True)
+            raise typer.Exit(130)
 
 
 @app.command()

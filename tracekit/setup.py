@@ -37,6 +37,8 @@ NEEDS = {"dbgsym": ("ddebs",), "bcc": ("headers",), "systemtap": ("headers",)}
 # all of them in one apt transaction (the `packages` role) after these ran.
 BEFORE_PACKAGES = ("debugfs", "ddebs")
 SUPPORTED_DISTRIBUTIONS = ("Ubuntu", "Debian")
+# What `tracekit verify` needs on a host to build its probe target.
+PROBE_TOOLCHAIN = ("gcc", "libc6-dev")
 
 
 def available_components():
@@ -131,7 +133,8 @@ def build_playbook(components, doctor_agent=None):
         tags = batch if step == "packages" else [step]
         include = {"name": "Set up %s" % step, "ansible.builtin.include_role": {"name": step, "apply": {"tags": tags}}}
         if step == "packages":
-            include["vars"] = {"tracekit_packages_components": batch}
+            # gcc and libc headers: tracekit verify builds its probe target on the host.
+            include["vars"] = {"tracekit_packages_components": batch, "tracekit_packages_extra": list(PROBE_TOOLCHAIN)}
         tasks.append({
             "name": "Component %s" % step,
             "tags": tags,

@@ -63,7 +63,8 @@ def ddebs_repo(tmp_path_factory):
 
 
 def setup_argv(fleet, repo, *extra):
-    argv = [sys.executable, "-m", "tracekit", "setup", *COMPONENTS, "-i", str(fleet.inventory), "--json",
+    # --no-verify: these tests are about setup; verify across the fleet has its own test.
+    argv = [sys.executable, "-m", "tracekit", "setup", *COMPONENTS, "-i", str(fleet.inventory), "--json", "--no-verify",
             "--var", "tracekit_ddebs_method=archive",
             "--var", f"tracekit_ddebs_url={repo.url}",
             "--var", f"tracekit_ddebs_key={json.dumps(repo.key)}",
@@ -305,6 +306,32 @@ def test_second_run_changes_nothing(converged, fleet, ddebs_repo):
 
 
 # --------------------------------------------------------------------------- d. a host lost mid-run
+
+
+def test_verify_runs_on_every_host_and_aggregates(converged, fleet, tmp_path):
+    """tracekit verify across the converged fleet: every host runs the same
+    checks (shipped in the zip application) and its results come back, with
+    skips carrying the host's own doctor reasons, and artifacts per host."""
+    from tracekit.agent import checks
+
+    proc = subprocess.run([sys.executable, "-m", "tracekit", "verify", "-i", str(fleet.inventory), "--json",
+                           "--junit", str(tmp_path / "junit.xml"), "--artifacts", str(tmp_path / "artifacts")],
+                          cwd=REPO, env=fleet.env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    document = json.loads(proc.stdout)
+    assert sorted(document["hosts"]) == sorted(fleet.names), proc.stderr[-2000:]
+    for host, doc in document["hosts"].items():
+        results = {r["id"]: r for r in doc["results"]}
+        assert list(results) == [c.id for c in checks.CHECKS], host
+        for check in checks.CHECKS:
+            blocked = [m for m in check.methods if doc["doctor"][m]["status"] in ("unavailable", "missing")]
+            assert (results[check.id]["status"] == "skipped") == bool(blocked), (host, results[check.id])
+        assert doc["state_changed"] == {}, host
+        # The tracefs-based checks work in every host (they share this kernel).
+        assert results["tracepoint"]["status"] == "passed", (host, results["tracepoint"])
+        if results["perf.flamegraph"]["status"] == "passed":
+            assert (tmp_path / "artifacts" / host / "flamegraph.svg").exists()
+    failed = {h: [r["id"] for r in d["results"] if r["status"] == "failed"] for h, d in document["hosts"].items()}
+    assert proc.returncode == (1 if any(failed.values()) else 0), failed
 
 
 def test_a_host_lost_mid_run_is_reported_and_the_others_finish(converged, fleet, ddebs_repo):

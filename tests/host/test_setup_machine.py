@@ -58,6 +58,14 @@ def test_every_package_component_converges(converged):
         assert [p for p in packages if not installed(p)] == [], component
 
 
+def test_setup_ends_with_verify_and_it_passes(converged):
+    (_, result, _), _, _ = converged
+    verify = result["verify"]["hosts"]["localhost"]
+    assert verify["exit_code"] == 0 and verify["state_changed"] == {}
+    statuses = {r["status"] for r in verify["results"]}
+    assert statuses <= {"passed", "skipped"} and "passed" in statuses
+
+
 def test_second_run_changes_nothing(converged):
     _, (rc, result, stderr), _ = converged
     assert rc == 0, (result, stderr)
@@ -132,7 +140,7 @@ def test_required_headers_fail_alone_and_the_rest_still_runs(tmp_path, converged
 
 def test_unsupported_distribution_changes_nothing(tmp_path, tracefs):
     fstab = open("/etc/fstab").read()
-    cmd = " ".join(TRACEKIT + ["setup", "--json", "debugfs", "perf", "--var", "ansible_distribution=Fedora",
+    cmd = " ".join(TRACEKIT + ["setup", "--json", "--no-verify", "debugfs", "perf", "--var", "ansible_distribution=Fedora",
                                "--var", "ansible_distribution_version=41"]) + " 2>/dev/null"
     (rc, out), (rc_mounted, _) = in_private_mounts(tmp_path, [
         "umount /sys/kernel/debug 2>/dev/null; " + cmd,

@@ -73,6 +73,7 @@ def test_packages_of_all_package_components_go_in_one_step_after_the_sources():
     assert [s["name"] for s in steps] == ["Component %s" % c for c in
                                           ("debugfs", "ddebs", "packages", "headers", "perf", "bpftrace")]
     packages = steps[2]["block"][0]
-    assert packages["vars"] == {"tracekit_packages_components": ["headers", "perf", "bpftrace"]}
+    assert packages["vars"] == {"tracekit_packages_components": ["headers", "perf", "bpftrace"],
+                                "tracekit_packages_extra": ["gcc", "libc6-dev"]}
     assert steps[2]["tags"] == ["headers", "perf", "bpftrace"]
     assert play["tasks"][0]["name"].startswith("Preflight | tracekit sets up Ubuntu and Debian")
