@@ -220,6 +220,20 @@ def kernel_open_function():
     raise CheckFailed("neither do_sys_openat2 nor do_sys_open in /proc/kallsyms")
 
 
+def kernel_pid(instance):
+    """Our pid as tracing records it.  Inside a PID namespace (a container)
+    os.getpid() is another number than the one in trace events and filters,
+    so ask the kernel: write a unique line to the instance's trace_marker and
+    read back the pid it was recorded with."""
+    token = "tracekit-pid-" + uuid.uuid4().hex[:12]
+    write(os.path.join(instance, "trace_marker"), token)
+    for line in read(os.path.join(instance, "trace")).splitlines():
+        match = re.match(r"\s*.+?-(\d+)\s+\[\d+\].*" + token, line)
+        if match:
+            return int(match.group(1))
+    raise CheckFailed("trace_marker: our own line did not appear in the instance's trace")
+
+
 def trace_lines(instance, needle):
     return [line.strip() for line in read(os.path.join(instance, "trace")).splitlines()
             if needle in line and not line.startswith("#")]
@@ -232,13 +246,14 @@ def check_tracepoint(ctx):
         event = os.path.join(inst, "events/syscalls/sys_enter_openat")
         if not os.path.isdir(event):
             raise CheckFailed("no syscalls/sys_enter_openat event in tracefs")
-        write(os.path.join(event, "filter"), "common_pid == %d" % os.getpid())
+        pid = kernel_pid(inst)
+        write(os.path.join(event, "filter"), "common_pid == %d" % pid)
         write(os.path.join(event, "enable"), "1")
         open_marker(marker)
         write(os.path.join(event, "enable"), "0")
         hits = trace_lines(inst, "sys_openat(")
     if len(hits) < 3:
-        raise CheckFailed("expected 3 sys_enter_openat events from pid %d, saw %d" % (os.getpid(), len(hits)))
+        raise CheckFailed("expected 3 sys_enter_openat events from pid %d, saw %d" % (pid, len(hits)))
     return "%d sys_enter_openat events from our pid" % len(hits), hits[:3]
 
 
