@@ -163,8 +163,9 @@ def build_playbook(components, doctor_agent=None):
         "hosts": "all",
         "become": True,
         "gather_facts": True,
-        # What the roles read: distribution, kernel release, architecture.
-        "gather_subset": ["!all", "!min", "distribution", "platform", "pkg_mgr"],
+        # What the roles read: distribution, kernel release, architecture, and
+        # their own earlier records (local facts) so unchanged ones are not rewritten.
+        "gather_subset": ["!all", "!min", "distribution", "platform", "pkg_mgr", "local"],
         "tasks": tasks,
     }]
 
