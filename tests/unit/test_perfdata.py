@@ -268,3 +268,4 @@ def test_timehist_failures():
     one_line_value_error(parse_sched_timehist, data("sched-timehist-summary.txt"), "only the -s summary")
     one_line_value_error(parse_sched_timehist, "perf.data: No such file or directory\n", "no perf sched")
     one_line_value_error(parse_sched_timehist, data("script-g.txt"), "no perf sched timehist rows")
+

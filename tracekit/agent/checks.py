@@ -61,15 +61,17 @@ class Context:
         self.workdir = workdir or tempfile.mkdtemp(prefix="tracekit-check-")
         self._target = None
         self._serial = 0
+        self.token = uuid.uuid4().hex[:8]
 
     def close(self):
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def unique(self, stem):
-        """A probe/instance name no other run on this kernel uses."""
+        """A probe/instance name no other run on this kernel uses: a random
+        token per run (pids repeat across PID namespaces sharing a kernel)."""
         self._serial += 1
-        return "tk_%s_%d_%d" % (stem, os.getpid(), self._serial)
+        return "tk_%s_%s_%d" % (stem, self.token, self._serial)
 
     def tool(self, name):
         info = (self.facts.get("tools") or {}).get(name) or {}
@@ -746,6 +748,26 @@ def check_sysdig_modern(ctx):
 GLOBAL_STATE_FILES = ("tracing_on", "current_tracer", "set_event", "set_ftrace_filter", "set_ftrace_pid",
                       "set_graph_function", "set_event_pid", "kprobe_events", "uprobe_events", "dynamic_events",
                       "buffer_size_kb", "trace_options", "tracing_cpumask")
+
+
+# Names Context.unique makes: tk_<stem>_<run token>_<serial>.
+_RUN_NAME = re.compile(r"tk_[a-z_]+?_([0-9a-f]{8})_\d+")
+
+
+def without_other_runs(state, token):
+    """A snapshot without what other tracekit runs have in flight on this
+    kernel (hosts sharing a kernel, as containers do, verify at the same
+    time): their instances and probes come and go and are not this run's."""
+    def foreign(text):
+        return any(m.group(1) != token for m in _RUN_NAME.finditer(text))
+
+    trimmed = dict(state)
+    if isinstance(state.get("instances"), list):
+        trimmed["instances"] = [i for i in state["instances"] if not foreign(i)]
+    for key in ("kprobe_events", "uprobe_events", "dynamic_events"):
+        if isinstance(state.get(key), str):
+            trimmed[key] = "\n".join(line for line in state[key].splitlines() if not foreign(line))
+    return trimmed
 
 
 def snapshot_tracing_state(tracefs):

@@ -79,6 +79,7 @@ def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_re
     finally:
         ctx.close()
     after = checks.snapshot_tracing_state(tracefs)
+    before, after = (checks.without_other_runs(s, ctx.token) for s in (before, after))
     changed = {k: {"before": before[k], "after": after.get(k)} for k in before if before[k] != after.get(k)}
     return {"results": [r.to_dict() for r in results], "interrupted": interrupted, "state_changed": changed}
 

@@ -1,0 +1,15 @@
+"""Which tracing state a verify run answers for, on a kernel other runs share."""
+
+
+def test_other_tracekit_runs_in_flight_are_not_this_runs_state_change():
+    from tracekit.agent import checks
+
+    mine, other = "0123abcd", "fedc9876"
+    before = {"instances": ["tk_inst_%s_1" % other, "user_inst"], "uprobe_events": "p:tracekit/tk_uprobe_%s_2 /t:0x1" % other,
+              "kprobe_events": "", "tracing_on": "1"}
+    after = {"instances": ["user_inst", "tk_inst_%s_3" % mine], "uprobe_events": "", "kprobe_events": "",
+             "tracing_on": "1"}
+    b, a = (checks.without_other_runs(s, mine) for s in (before, after))
+    assert b["instances"] == ["user_inst"] and b["uprobe_events"] == ""
+    # Our own leftover instance still shows as a change.
+    assert a["instances"] == ["user_inst", "tk_inst_%s_3" % mine]
