@@ -46,6 +46,12 @@ def root(
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document (schema in docs/doctor-json.md).")]
+# setup and verify reach the same hosts the same way.
+InventoryOption = Annotated[
+    Optional[Path],
+    typer.Option("--inventory", "-i", metavar="FILE", help="Ansible inventory of hosts (default: this machine)."),
+]
+LimitOption = Annotated[Optional[str], typer.Option("--limit", "-l", help="Only hosts matching this pattern.")]
 
 
 @app.command()
@@ -110,11 +116,8 @@ def setup(
         Optional[List[str]],
         typer.Argument(metavar="[COMPONENT]...", help="Components to set up (default: all), e.g. debugfs perf."),
     ] = None,
-    inventory: Annotated[
-        Optional[Path],
-        typer.Option("--inventory", "-i", metavar="FILE", help="Ansible inventory of hosts (default: this machine)."),
-    ] = None,
-    limit: Annotated[Optional[str], typer.Option("--limit", "-l", help="Only hosts matching this pattern.")] = None,
+    inventory: InventoryOption = None,
+    limit: LimitOption = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; change nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show the changes made to files.")] = False,
     var: Annotated[
@@ -190,11 +193,8 @@ def verify(
         Optional[List[str]],
         typer.Argument(metavar="[CHECK]...", help="Checks to run (default: all), e.g. uprobe perf.flamegraph."),
     ] = None,
-    inventory: Annotated[
-        Optional[Path],
-        typer.Option("--inventory", "-i", metavar="FILE", help="Ansible inventory of hosts (default: this machine)."),
-    ] = None,
-    limit: Annotated[Optional[str], typer.Option("--limit", "-l", help="Only hosts matching this pattern.")] = None,
+    inventory: InventoryOption = None,
+    limit: LimitOption = None,
     json_output: JsonOption = False,
     junit: Annotated[
         Optional[Path], typer.Option("--junit", metavar="FILE", help="Also write the results as JUnit XML.")

@@ -27,7 +27,7 @@ def verify(only=(), artifacts=None, timeout_scale=1.0, on_result=None):
     outcome.update({
         "host": {"hostname": host.get("hostname"), "distro": host.get("distro"),
                  "kernel": kernel.get("release")},
-        "doctor": {m: v for m, v in verdicts.items()},
+        "doctor": verdicts,
         "exit_code": agent_verify.exit_code(outcome),
     })
     return outcome

@@ -6,6 +6,7 @@ Results are data (VerifyResult); tables, JSON and JUnit are made from it."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tracekit import hostrun
 from tracekit.agent import verify as agent_verify
-from tracekit.errors import UsageError
+from tracekit.errors import TracekitError, UsageError
 
 VERIFY_TASK = "Verify | run the smoke checks"
 
@@ -111,8 +112,6 @@ def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0
     hosts = {}
 
     def handle(event):
-        import json
-
         data = event.get("event_data") or {}
         host, kind = data.get("host"), event.get("event", "")
         result = data.get("res") or {}
@@ -133,6 +132,5 @@ def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0
                                  inventory=inventory, limit=limit, on_event=handle, any_host=lambda: bool(hosts),
                                  prefix="tracekit-verify-")
     if error and not hosts:
-        from tracekit.errors import TracekitError
         raise TracekitError("ansible: %s" % error)
     return VerifyResult(hosts, str(artifacts))
