@@ -165,7 +165,7 @@ def build_playbook(components, doctor_agent=None):
         "gather_facts": True,
         # What the roles read: distribution, kernel release, architecture, and
         # their own earlier records (local facts) so unchanged ones are not rewritten.
-        "gather_subset": ["!all", "!min", "distribution", "platform", "pkg_mgr", "local"],
+        "gather_subset": ["!all", "!min", "distribution", "platform", "local"],
         "tasks": tasks,
     }]
 

@@ -21,7 +21,8 @@ PACKAGE_COMPONENTS = ["headers", "perf", "bcc", "bpftrace", "systemtap", "sysdig
 
 def setup(facts_dir, components, *extra):
     argv = TRACEKIT + ["setup", "--json"] + components + list(extra)
-    for component in components:
+    # The packages role records apt's answers there too.
+    for component in components + ["packages"]:
         argv += ["--var", "tracekit_%s_facts_dir=%s" % (component, facts_dir)]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           timeout=1800)
@@ -161,3 +162,33 @@ def test_setup_ends_with_what_doctor_now_reports(converged):
     # The same agent and verdicts, run by Ansible on the host and by hand.
     assert after["methods"] == {m["id"]: m["status"] for m in doctor["methods"]}
     assert after["summary"] == doctor["summary"]
+
+
+def _ask_apt_outcomes(stderr):
+    """The outcome of the packages role's apt-cache task, from setup's progress lines."""
+    lines = stderr.splitlines()
+    return [lines[i + 1].split()[0] for i, line in enumerate(lines[:-1])
+            if line.endswith("Ask apt about every candidate at once")]
+
+
+def test_apt_is_asked_again_only_when_its_lists_change(tmp_path, converged):
+    """A converged run reuses apt's recorded answer (apt-cache costs a second
+    or more where apt keeps no binary cache) while the lists are the ones it
+    came from, and asks again once a list changed.  In a private mount
+    namespace: the record goes to an overlay over /etc, and the list that is
+    "changed" (its mtime) is one in an overlay over apt's lists."""
+    run = " ".join(TRACEKIT + ["setup", "--no-verify", "bpftrace",
+                               "--var", "tracekit_bpftrace_facts_dir=%s" % tmp_path]) + " 2>&1 >/dev/null"
+    lists = sorted(p for p in os.listdir("/var/lib/apt/lists") if p.endswith("InRelease"))
+    assert lists, "no apt lists here"
+    (rc1, first), (rc2, second), (rc_touch, _), (rc3, third), (rc_fact, fact) = in_private_mounts(
+        tmp_path / "ns", [run, run, "touch /var/lib/apt/lists/%s" % lists[0], run,
+                          "cat /etc/ansible/facts.d/tracekit-apt.fact"],
+        overlays=("/etc", "/var/lib/apt/lists"))
+    assert (rc1, rc2, rc_touch, rc3, rc_fact) == (0, 0, 0, 0, 0), (first, second, third, fact)
+    # The first run may find no record (or one from other lists) and ask.
+    assert _ask_apt_outcomes(first) in (["ok"], ["skipped"]), first
+    assert _ask_apt_outcomes(second) == ["skipped"], second
+    assert _ask_apt_outcomes(third) == ["ok"], third
+    record = json.loads(fact)
+    assert "bpftrace" in record["asked"] and record["known"]["bpftrace"]
