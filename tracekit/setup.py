@@ -134,7 +134,11 @@ def build_playbook(components, doctor_agent=None):
         include = {"name": "Set up %s" % step, "ansible.builtin.include_role": {"name": step, "apply": {"tags": tags}}}
         if step == "packages":
             # gcc and libc headers: tracekit verify builds its probe target on the host.
-            include["vars"] = {"tracekit_packages_components": batch, "tracekit_packages_extra": list(PROBE_TOOLCHAIN)}
+            # Packages the roles before this step left to it join the same transaction.
+            include["vars"] = {"tracekit_packages_components": batch, "tracekit_packages_extra":
+                               "{{ %r + _tracekit_deferred_packages | default([]) }}" % list(PROBE_TOOLCHAIN)}
+        elif step == "ddebs" and batch:
+            include["vars"] = {"tracekit_ddebs_install_client": False}
         tasks.append({
             "name": "Component %s" % step,
             "tags": tags,

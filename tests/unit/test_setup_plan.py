@@ -73,7 +73,11 @@ def test_packages_of_all_package_components_go_in_one_step_after_the_sources():
     assert [s["name"] for s in steps] == ["Component %s" % c for c in
                                           ("debugfs", "ddebs", "packages", "headers", "perf", "bpftrace")]
     packages = steps[2]["block"][0]
+    # The probe toolchain, and what roles before this step left to it (ddebs'
+    # debuginfod client), join the same transaction.
     assert packages["vars"] == {"tracekit_packages_components": ["headers", "perf", "bpftrace"],
-                                "tracekit_packages_extra": ["gcc", "libc6-dev"]}
+                                "tracekit_packages_extra":
+                                    "{{ ['gcc', 'libc6-dev'] + _tracekit_deferred_packages | default([]) }}"}
+    assert steps[1]["block"][0]["vars"] == {"tracekit_ddebs_install_client": False}
     assert steps[2]["tags"] == ["headers", "perf", "bpftrace"]
     assert play["tasks"][0]["name"].startswith("Preflight | tracekit sets up Ubuntu and Debian")
