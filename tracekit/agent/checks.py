@@ -20,13 +20,16 @@ import tempfile
 import time
 import uuid
 
-from . import elf, perfdata
+from . import elf, outputs, perfdata
 
 PASSED, FAILED = "passed", "failed"
 GROUP = "tracekit"
 # Register holding a function's first (and second) integer argument.
 ARG_REGS = {"x86_64": ("%di", "%si"), "aarch64": ("%x0", "%x1"), "riscv64": ("%a0", "%a1"),
             "ppc64le": ("%r3", "%r4"), "s390x": ("%r2", "%r3")}
+# The kernel's symbol table: where the open path's function is looked up.
+KALLSYMS = "/proc/kallsyms"
+OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")  # do_sys_openat2 from 5.6
 
 
 class CheckFailed(Exception):
@@ -78,7 +81,7 @@ class Context:
         path = info.get("usable_path") or info.get("path")
         if not path:
             raise CheckFailed("%s is not installed" % name)
-        return path
+        return executable(path, name)
 
     def artifact(self, name, text):
         """Keep ``text`` as an artifact; returns its path (None without a directory)."""
@@ -118,7 +121,11 @@ class Context:
     @contextlib.contextmanager
     def instance(self):
         """A private tracefs instance: our events never touch the global buffer."""
-        path = os.path.join(self.tracefs, "instances", self.unique("inst"))
+        instances = os.path.join(self.tracefs, "instances")
+        if not os.path.isdir(instances):
+            raise CheckFailed("no tracefs at %s (no instances directory): mount it, e.g. `tracekit setup debugfs`"
+                              % self.tracefs)
+        path = os.path.join(instances, self.unique("inst"))
         os.mkdir(path)
         try:
             yield path
@@ -181,8 +188,27 @@ def _rmdir_retry(path):
     os.rmdir(path)
 
 
+def executable(path, name=None):
+    """``path`` if it is an executable file; else CheckFailed saying what to do."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise CheckFailed("%s is not at %s any more: install it again (`tracekit setup`) and rerun `tracekit doctor`"
+                          % (name or os.path.basename(path), path))
+    return path
+
+
+def exit_text(returncode):
+    """How a process ended, for a person: "exited 2" or "crashed (SIGSEGV)"."""
+    if returncode < 0:
+        try:
+            return "crashed (%s)" % signal.Signals(-returncode).name
+        except ValueError:
+            return "was killed by signal %d" % -returncode
+    return "exited %d" % returncode
+
+
 def run(argv, timeout=30, check=True):
-    """Run a command; CheckFailed with its last output lines if it fails."""
+    """Run a command; CheckFailed with its last output lines if it fails.  A
+    command killed by a signal (a crash) fails even with ``check=False``."""
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                               env=dict(os.environ, LC_ALL="C"), universal_newlines=True,
@@ -191,8 +217,8 @@ def run(argv, timeout=30, check=True):
         raise CheckFailed("%s: not found" % argv[0])
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
-    if check and proc.returncode != 0:
-        raise CheckFailed("%s exited %d: %s" % (os.path.basename(argv[0]), proc.returncode, _tail(proc.stdout)))
+    if proc.returncode < 0 or (check and proc.returncode != 0):
+        raise CheckFailed("%s %s: %s" % (os.path.basename(argv[0]), exit_text(proc.returncode), _tail(proc.stdout)))
     return proc.stdout
 
 
@@ -209,17 +235,14 @@ def open_marker(path, times=3):
 
 def kernel_open_function():
     """The open path's kernel function this kernel has (do_sys_openat2 from 5.6)."""
-    names = set()
+    text = ""
     with contextlib.suppress(OSError):
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                name = line.rstrip().rsplit(" ", 1)[-1]
-                if name in ("do_sys_openat2", "do_sys_open"):
-                    names.add(name)
-    for name in ("do_sys_openat2", "do_sys_open"):
-        if name in names:
-            return name
-    raise CheckFailed("neither do_sys_openat2 nor do_sys_open in /proc/kallsyms")
+        text = read(KALLSYMS)
+    name = outputs.parse_kallsyms_function(text, OPEN_FUNCTIONS)
+    if name is None:
+        raise CheckFailed("neither %s in %s: this kernel's open path is not known to tracekit"
+                          % (" nor ".join(OPEN_FUNCTIONS), KALLSYMS))
+    return name
 
 
 def kernel_pid(instance):
@@ -229,16 +252,14 @@ def kernel_pid(instance):
     read back the pid it was recorded with."""
     token = "tracekit-pid-" + uuid.uuid4().hex[:12]
     write(os.path.join(instance, "trace_marker"), token)
-    for line in read(os.path.join(instance, "trace")).splitlines():
-        match = re.match(r"\s*.+?-(\d+)\s+\[\d+\].*" + token, line)
-        if match:
-            return int(match.group(1))
-    raise CheckFailed("trace_marker: our own line did not appear in the instance's trace")
+    pid = outputs.parse_marker_pid(read(os.path.join(instance, "trace")), token)
+    if pid is None:
+        raise CheckFailed("trace_marker: our own line did not appear in the instance's trace")
+    return pid
 
 
 def trace_lines(instance, needle):
-    return [line.strip() for line in read(os.path.join(instance, "trace")).splitlines()
-            if needle in line and not line.startswith("#")]
+    return outputs.parse_trace_lines(read(os.path.join(instance, "trace")), needle)
 
 
 # -- tracefs checks ----------------------------------------------------------------
@@ -291,11 +312,12 @@ def _check_kprobe(ctx, ret):
     hits = _record_dynamic_event(ctx, "kprobe_events", definition, name, lambda: open_marker(marker),
                                  pid=os.getpid())
     if ret:
-        fds = [line for line in hits if re.search(r"ret=\d+", line)]
+        returns = [(line, outputs.probe_value(line, "ret")) for line in hits]
+        fds = [line for line, fd in returns if fd is not None and fd >= 0]
         if len(fds) < 3:
             raise CheckFailed("expected 3 %s returns with a file descriptor, saw %d" % (fn, len(fds)))
         return "kretprobe on %s: %d returns with $retval" % (fn, len(fds)), fds[:3]
-    seen = [line for line in hits if os.path.basename(marker) in line]
+    seen = [line for line in hits if os.path.basename(marker) in outputs.parse_probe_fields(line).get("filename", "")]
     if len(seen) < 3:
         raise CheckFailed("expected 3 %s hits naming %s, saw %d" % (fn, os.path.basename(marker), len(seen)))
     return "kprobe on %s: %d hits with the filename argument" % (fn, len(seen)), seen[:3]
@@ -316,7 +338,7 @@ def _check_uprobe(ctx, ret):
     fetch = "ret=$retval:s32" if ret else "n=%s:s32" % _arg_regs(ctx)[0]
     definition = "%s:%s/%s %s:0x%x %s" % ("r" if ret else "p", GROUP, name, target, offset, fetch)
     hits = _record_dynamic_event(ctx, "uprobe_events", definition, name, lambda: run([target, "3", "0"]))
-    values = [int(m.group(1)) for m in (re.search(r"(?:ret|n)=(-?\d+)", h) for h in hits) if m]
+    values = [v for v in (outputs.probe_value(h, "ret" if ret else "n") for h in hits) if v is not None]
     expected = [3, 5, 7] if ret else [1, 2, 3]
     if values != expected:
         raise CheckFailed("expected %s values %s from tk_work, saw %s" % ("return" if ret else "argument",
@@ -383,9 +405,7 @@ def _graph_trace(tracefs_dir, fn, marker):
     except OSError as exc:
         raise CheckFailed("setting up function_graph: %s" % exc.strerror)
     open_marker(marker)
-    lines = [line.rstrip() for line in read(os.path.join(tracefs_dir, "trace")).splitlines()
-             if not line.startswith("#")]
-    calls = [line for line in lines if fn + "()" in line or fn + "() {" in line]
+    calls, lines = outputs.parse_function_graph(read(os.path.join(tracefs_dir, "trace")), fn)
     if not calls:
         raise CheckFailed("function_graph recorded no %s call tree" % fn)
     return "function_graph: %d %s call trees" % (len(calls), fn), lines[:8]
@@ -474,7 +494,7 @@ def _perf_record_script(ctx, stem):
 
 def check_perf_sampling(ctx):
     script = _perf_record_script(ctx, "perf")
-    samples = script.count("tk_work")
+    samples = outputs.perf_script_frames(script, "tk_work")
     if samples < 5:
         raise CheckFailed("perf record: %d samples in tk_work" % samples)
     return "perf record -g: %d stack frames in tk_work" % samples, script.splitlines()[:6]
@@ -483,7 +503,7 @@ def check_perf_sampling(ctx):
 def check_flamegraph(ctx):
     """perf record -g, stacks folded, an SVG flame graph written."""
     folded = perfdata.fold_perf_script(_perf_record_script(ctx, "flame"))
-    in_work = {stack: n for stack, n in folded.items() if ";tk_work" in stack}
+    in_work = perfdata.stacks_through(folded, "tk_work")
     if sum(in_work.values()) < 5:
         raise CheckFailed("perf record -g: %d samples in tk_work (of %d)" % (sum(in_work.values()), folded.samples))
     svg = ctx.artifact("flamegraph.svg", perfdata.flamegraph_svg(folded, "tracekit: perf record -g of tk_work"))
@@ -499,7 +519,10 @@ def check_perf_sched(ctx):
     perf = ctx.tool("perf")
     data = os.path.join(ctx.workdir, ctx.unique("sched") + ".data")
     out = run([perf, "sched", "record", "-o", data, "--", ctx.target(), "4", "20", "200000"], timeout=60)
-    pid = int(re.search(r"pid (\d+)", out).group(1))
+    try:
+        pid = outputs.parse_target_pid(out)
+    except ValueError as exc:
+        raise CheckFailed("perf sched record: %s" % exc)
     timehist = run([perf, "sched", "timehist", "-i", data], timeout=60)
     ctx.artifact("sched-timehist.txt", timehist)
     times = perfdata.task_times_for_pid(perfdata.parse_sched_timehist(timehist), pid)
@@ -529,7 +552,7 @@ def check_perf_probe_kernel(ctx):
     with perf_probe(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name)) as event:
         run([perf, "record", "-q", "-e", event, "-o", data, "--", "cat", marker])
     script = run([perf, "script", "-i", data])
-    hits = [line.strip() for line in script.splitlines() if name in line]
+    hits = outputs.parse_trace_lines(script, name)
     if not hits:
         raise CheckFailed("perf probe on %s recorded nothing" % fn)
     return "perf probe %s: %d hits" % (fn, len(hits)), hits[:3]
@@ -543,7 +566,8 @@ def check_perf_probe_user(ctx):
     with perf_probe(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)], "%s:%s" % (GROUP, name)) as event:
         run([perf, "record", "-q", "-e", event, "-o", data, "--", target, "3", "0"])
     script = run([perf, "script", "-i", data])
-    values = [int(m.group(1)) for m in re.finditer(r"\bn=(-?\d+)", script)]
+    values = [v for v in (outputs.probe_value(line, "n") for line in outputs.parse_trace_lines(script, name))
+              if v is not None]
     if values != [1, 2, 3]:
         raise CheckFailed("perf probe -x tk_work: expected n=1,2,3, saw %s" % values)
     return "perf probe -x tk_work: arguments %s" % values, script.splitlines()[:3]
@@ -556,7 +580,7 @@ def check_trace_cmd(ctx):
     # `trace-cmd list -f` reads available_filter_functions: without access to
     # the function tracer nothing else trace-cmd does here can work.
     listed = run([trace_cmd, "list", "-f", fn], check=False)
-    if fn not in listed.split():
+    if not outputs.trace_cmd_lists(listed, fn):
         raise CheckFailed("trace-cmd list -f %s: %s" % (fn, _tail(listed)))
     marker = ctx.marker()
     instance = ctx.unique("tc")
@@ -573,7 +597,7 @@ def check_trace_cmd(ctx):
             with contextlib.suppress(OSError):
                 _rmdir_retry(path)
     report = run([trace_cmd, "report", "-i", data], timeout=120)
-    hits = [line.strip() for line in report.splitlines() if fn in line]
+    hits = outputs.parse_trace_lines(report, fn)
     if not hits:
         raise CheckFailed("trace-cmd report shows no %s" % fn)
     return "trace-cmd record/report: %d %s calls" % (len(hits), fn), hits[:3]
@@ -590,20 +614,35 @@ def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
                             universal_newlines=True, env=dict(os.environ, LC_ALL="C", PYTHONUNBUFFERED="1"),
                             start_new_session=True)
     output = []
+    name = os.path.basename(argv[-1])
     try:
         deadline = time.monotonic() + startup_timeout * ctx.timeout_scale
         if not _wait_for_line(proc, output, ready_pattern, deadline):
-            raise CheckFailed("%s did not start: %s" % (os.path.basename(argv[-1]), _tail("".join(output))))
+            ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
+            raise CheckFailed("%s did not start%s: %s" % (name, ended, _tail("".join(output))))
         seen = False
         deadline = time.monotonic() + 15 * ctx.timeout_scale
         while not seen and time.monotonic() < deadline:
             subprocess.run(["/bin/sh", "-c", ": " + tag], stdout=subprocess.DEVNULL)
             seen = _wait_for_line(proc, output, re.escape(tag), time.monotonic() + 1)
         if not seen:
-            raise CheckFailed("%s did not report the exec of our marker" % os.path.basename(argv[-1]))
-        return [line.rstrip() for line in output if tag in line][:3]
+            ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
+            raise CheckFailed("%s did not report the exec of our marker%s" % (name, ended))
     finally:
         _stop(proc)
+    return execs_with(output, tag, name)
+
+
+def execs_with(output, tag, name="execsnoop"):
+    """The execsnoop rows (as printed) whose arguments carry ``tag``."""
+    try:
+        rows = outputs.parse_execsnoop("".join(output))
+    except ValueError as exc:
+        raise CheckFailed("%s: %s" % (name, exc))
+    hits = [row.line for row in rows if tag in row.args]
+    if not hits:
+        raise CheckFailed("%s printed our marker, but in no exec row of its table" % name)
+    return hits[:3]
 
 
 def _wait_for_line(proc, output, pattern, deadline):
@@ -645,7 +684,8 @@ def check_bcc(ctx):
     info = (ctx.facts.get("tools") or {}).get("bcc") or {}
     if not info.get("found"):
         raise CheckFailed("bcc is not installed")
-    tool = os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin") else "execsnoop")
+    tool = executable(os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin")
+                                   else "execsnoop"), "bcc execsnoop")
     # bcc compiles its program with clang at start-up: slow under emulation.
     lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=180)
     return "bcc execsnoop saw our exec", lines
@@ -655,14 +695,15 @@ def check_libbpf_tools(ctx):
     info = (ctx.facts.get("tools") or {}).get("libbpf-tools") or {}
     if not info.get("found"):
         raise CheckFailed("libbpf-tools are not installed")
-    lines = _watch_execs(ctx, [os.path.join(info["tools_dir"], "execsnoop")], r"PCOMM|COMM", startup_timeout=60)
+    tool = executable(os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools execsnoop")
+    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=60)
     return "libbpf-tools execsnoop saw our exec", lines
 
 
 def _bpftrace(ctx, program, command, timeout=60):
     bpftrace = ctx.tool("bpftrace")
     out = run([bpftrace, "-e", program, "-c", command], timeout=timeout * ctx.timeout_scale)
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^@(\w+): (-?\d+)$", out, re.M)}, out
+    return outputs.parse_bpftrace_maps(out), out
 
 
 def check_bpftrace_kprobe(ctx):
@@ -700,9 +741,11 @@ STAP_BEGIN_END = 'probe begin { println("tracekit-begin") exit() } probe end { p
 def _stap(ctx, extra, timeout):
     stap = ctx.tool("stap")
     out = run([stap] + extra + ["-e", STAP_BEGIN_END], timeout=timeout * ctx.timeout_scale)
-    if "tracekit-begin" not in out or "tracekit-end" not in out:
-        raise CheckFailed("stap printed no begin/end: %s" % _tail(out))
-    return "stap begin/end probes ran", [line for line in out.splitlines() if "tracekit-" in line]
+    try:
+        lines = outputs.parse_stap_begin_end(out, "tracekit-begin", "tracekit-end")
+    except ValueError as exc:
+        raise CheckFailed("%s: %s" % (exc, _tail(out)))
+    return "stap begin/end probes ran", lines
 
 
 def check_systemtap_module(ctx):
@@ -711,6 +754,7 @@ def check_systemtap_module(ctx):
 
 def check_systemtap_bpf(ctx):
     return _stap(ctx, ["--runtime=bpf"], timeout=300)
+
 
 
 def _sysdig(ctx, extra):
@@ -724,13 +768,13 @@ def _sysdig(ctx, extra):
     try:
         time.sleep(2 * ctx.timeout_scale)
         if proc.poll() is not None:
-            raise CheckFailed("sysdig exited %d: %s" % (proc.returncode, _tail(proc.stdout.read())))
+            raise CheckFailed("sysdig %s: %s" % (exit_text(proc.returncode), _tail(proc.stdout.read())))
         open_marker(marker)
         time.sleep(1)
     finally:
         _stop(proc)
     out = run([sysdig, "-r", capture, "-p", "%evt.type %fd.name", "fd.name contains %s" % tag])
-    hits = [line for line in out.splitlines() if tag in line]
+    hits = [event.line for event in outputs.parse_sysdig_events(out) if tag in event.name]
     if not hits:
         raise CheckFailed("sysdig capture has no event on our marker file")
     return "sysdig captured %d events on our marker" % len(hits), hits[:3]
