@@ -15,7 +15,9 @@ import pkgutil
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -756,6 +758,73 @@ def check_systemtap_bpf(ctx):
     return _stap(ctx, ["--runtime=bpf"], timeout=300)
 
 
+# A drop monitor in the spirit of systemtap's classic dropwatch.stp
+# (testsuite/systemtap.examples/network/dropwatch.stp): an associative array
+# counting skb frees per kernel location on the kfree_skb tracepoint, printed
+# with the same words (outputs.parse_stap_dropwatch reads both).  Only
+# $location is used: kernels from 5.17 add a `reason`, older ones lack it.
+# It prints once, at the end: the window is the life of the sender stap -c
+# runs, so what it counts is what happened while we caused drops.
+STAP_DROPWATCH = r"""
+global locations
+probe begin { printf("Monitoring for dropped packets\n") }
+probe kernel.trace("kfree_skb") { locations[$location] <<< 1 }
+probe end {
+  foreach (l in locations-)
+    printf("%d packets dropped at %s\n", @count(locations[l]), symname(l))
+  printf("Stopping dropped packet monitor\n")
+}
+"""
+# The sender: UDP datagrams to 127.0.0.1 on a port nobody listens on (the check
+# bound it and closed it again). No socket takes them, so the UDP receive path
+# frees each one with kfree_skb. Loopback only, never another address.
+DROP_SENDER = """import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(count):
+    sock.sendto(b"tracekit-dropwatch", ("127.0.0.1", port))
+sock.close()
+"""
+DROPS_SENT = 20
+
+
+def closed_loopback_port():
+    """A UDP port on 127.0.0.1 that was free a moment ago and has no socket now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_systemtap_dropwatch(ctx):
+    """dropwatch.stp's kfree_skb counting sees the drops the check causes."""
+    stap = ctx.tool("stap")
+    sender = os.path.join(ctx.workdir, "drop-sender.py")
+    write(sender, DROP_SENDER)
+    port = closed_loopback_port()
+    out = run([stap, "-d", "kernel", "-e", STAP_DROPWATCH,
+               "-c", "%s %s %d %d" % (sys.executable, sender, port, DROPS_SENT)],
+              timeout=1800 * ctx.timeout_scale)
+    return judge_dropwatch(out, DROPS_SENT, port)
+
+
+def judge_dropwatch(out, sent, port):
+    """Pass when one kernel location counted at least the ``sent`` datagrams."""
+    try:
+        report = outputs.parse_stap_dropwatch(out)
+    except ValueError as exc:
+        raise CheckFailed("stap dropwatch: %s" % exc)
+    if not report.stopped:
+        raise CheckFailed("stap dropwatch: the monitor never printed its report: %s" % _tail(out))
+    ours = sorted(((n, loc) for loc, n in report.drops.items() if n >= sent), reverse=True)
+    if not ours:
+        seen = ", ".join("%d at %s" % (n, loc) for loc, n in sorted(report.drops.items(), key=lambda i: -i[1])[:3])
+        raise CheckFailed("stap dropwatch: sent %d datagrams to closed port 127.0.0.1:%d, but no location counted "
+                          "%d drops (saw %s)" % (sent, port, sent, seen or "no drops"))
+    count, location = ours[0]
+    return ("dropwatch: %d datagrams to closed port 127.0.0.1:%d, %d drops counted at %s"
+            % (sent, port, count, location),
+            ["%d packets dropped at %s" % (n, loc) for n, loc in ours[:3]])
+
 
 def _sysdig(ctx, extra):
     sysdig = ctx.tool("sysdig")
@@ -880,6 +949,10 @@ CHECKS = (
           check_bpftrace_tracepoint),
     Check("systemtap.module", "stap begin/end (kernel module)", check_systemtap_module),
     Check("systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf),
+    # A workflow on the kernel module runtime: doctor's systemtap.module
+    # verdict decides whether it runs.
+    Check("systemtap.dropwatch", "dropwatch.stp-style drop monitor sees our loopback drops",
+          check_systemtap_dropwatch, method="systemtap.module"),
     Check("sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod),
     Check("sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
           check_sysdig_modern),
