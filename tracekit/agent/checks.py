@@ -29,6 +29,9 @@ GROUP = "tracekit"
 # Register holding a function's first (and second) integer argument.
 ARG_REGS = {"x86_64": ("%di", "%si"), "aarch64": ("%x0", "%x1"), "riscv64": ("%a0", "%a1"),
             "ppc64le": ("%r3", "%r4"), "s390x": ("%r2", "%r3")}
+# The `tracekit setup` component that installs each tool.
+SETUP_COMPONENT = {"perf": "perf", "trace-cmd": "perf", "bcc": "bcc", "libbpf-tools": "bcc",
+                   "bpftrace": "bpftrace", "stap": "systemtap", "sysdig": "sysdig"}
 # The kernel's symbol table: where the open path's function is looked up.
 KALLSYMS = "/proc/kallsyms"
 OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")  # do_sys_openat2 from 5.6
@@ -54,7 +57,7 @@ class Result:
 class Context:
     """What the checks share: a work directory, the compiled target, tools."""
 
-    def __init__(self, facts, workdir=None, timeout_scale=1.0, artifacts=None):
+    def __init__(self, facts, workdir=None, timeout_scale=1.0, artifacts=None, target=None):
         self.facts = facts
         # Where checks leave files for the person (flame graph SVG, trace
         # excerpts); None: nowhere.
@@ -64,7 +67,8 @@ class Context:
         self.timeout_scale = timeout_scale
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="tracekit-check-")
-        self._target = None
+        # A prebuilt probe target instead of the one compiled from target.c.
+        self._target = target
         self._serial = 0
         self.token = uuid.uuid4().hex[:8]
 
@@ -82,7 +86,7 @@ class Context:
         info = (self.facts.get("tools") or {}).get(name) or {}
         path = info.get("usable_path") or info.get("path")
         if not path:
-            raise CheckFailed("%s is not installed" % name)
+            raise not_installed(name)
         return executable(path, name)
 
     def artifact(self, name, text):
@@ -97,6 +101,9 @@ class Context:
 
     def target(self):
         """The probe target, compiled here (so it matches this host's ABI)."""
+        if self._target is not None and not os.access(self._target, os.X_OK):
+            raise CheckFailed("probe target %s: %s" % (self._target, "No such file or directory"
+                                                       if not os.path.exists(self._target) else "not executable"))
         if self._target is None:
             out = os.path.join(self.workdir, "tracekit-target")
             gcc = shutil.which("gcc") or shutil.which("cc")
@@ -132,10 +139,11 @@ class Context:
         try:
             yield path
         finally:
-            with contextlib.suppress(OSError):
-                write(os.path.join(path, "events/enable"), "0")
-            with contextlib.suppress(OSError):
-                write(os.path.join(path, "current_tracer"), "nop")
+            # Only files the instance has (tracefs makes them; writing must not create one).
+            for name, value in (("events/enable", "0"), ("current_tracer", "nop")):
+                if os.path.exists(os.path.join(path, name)):
+                    with contextlib.suppress(OSError):
+                        write(os.path.join(path, name), value)
             _rmdir_retry(path)
 
     @contextlib.contextmanager
@@ -190,11 +198,16 @@ def _rmdir_retry(path):
     os.rmdir(path)
 
 
-def executable(path, name=None):
+def not_installed(tool, what=None):
+    return CheckFailed("%s not installed: install it with `tracekit setup %s`"
+                       % (what or tool + " is", SETUP_COMPONENT.get(tool, tool)))
+
+
+def executable(path, tool, what=None):
     """``path`` if it is an executable file; else CheckFailed saying what to do."""
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise CheckFailed("%s is not at %s any more: install it again (`tracekit setup`) and rerun `tracekit doctor`"
-                          % (name or os.path.basename(path), path))
+        raise CheckFailed("%s is not at %s any more: install it again with `tracekit setup %s` and rerun "
+                          "`tracekit doctor`" % (what or tool, path, SETUP_COMPONENT.get(tool, tool)))
     return path
 
 
@@ -220,7 +233,11 @@ def run(argv, timeout=30, check=True):
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
     if proc.returncode < 0 or (check and proc.returncode != 0):
-        raise CheckFailed("%s %s: %s" % (os.path.basename(argv[0]), exit_text(proc.returncode), _tail(proc.stdout)))
+        who = os.path.basename(argv[0])
+        if proc.returncode < 0 and "--" in argv[:-1]:
+            # perf ends with the fatal signal of the program it ran: either crashed.
+            who = "%s or the program it ran (%s)" % (who, os.path.basename(argv[argv.index("--") + 1]))
+        raise CheckFailed("%s %s: %s" % (who, exit_text(proc.returncode), _tail(proc.stdout)))
     return proc.stdout
 
 
@@ -335,7 +352,14 @@ def check_kretprobe(ctx):
 
 def _check_uprobe(ctx, ret):
     target = ctx.target()
-    offset = elf.symbol_file_offset(target, "tk_work")
+    try:
+        offset = elf.symbol_file_offset(target, "tk_work")
+    except OSError as exc:
+        raise CheckFailed("probe target %s: %s" % (target, exc.strerror))
+    except LookupError:
+        raise CheckFailed("probe target %s has no function tk_work to probe" % target)
+    except ValueError as exc:
+        raise CheckFailed("probe target %s: %s" % (target, exc))
     name = ctx.unique("uretprobe" if ret else "uprobe")
     fetch = "ret=$retval:s32" if ret else "n=%s:s32" % _arg_regs(ctx)[0]
     definition = "%s:%s/%s %s:0x%x %s" % ("r" if ret else "p", GROUP, name, target, offset, fetch)
@@ -628,6 +652,8 @@ def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
     try:
         deadline = time.monotonic() + startup_timeout * ctx.timeout_scale
         if not _wait_for_line(proc, output, ready_pattern, deadline):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)  # its output ended: it is exiting
             ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
             raise CheckFailed("%s did not start%s: %s" % (name, ended, _tail("".join(output))))
         seen = False
@@ -693,9 +719,9 @@ def _stop(proc):
 def check_bcc(ctx):
     info = (ctx.facts.get("tools") or {}).get("bcc") or {}
     if not info.get("found"):
-        raise CheckFailed("bcc is not installed")
+        raise not_installed("bcc")
     tool = executable(os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin")
-                                   else "execsnoop"), "bcc execsnoop")
+                                   else "execsnoop"), "bcc", "bcc's execsnoop")
     # bcc compiles its program with clang at start-up: slow under emulation.
     lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=180)
     return "bcc execsnoop saw our exec", lines
@@ -704,8 +730,8 @@ def check_bcc(ctx):
 def check_libbpf_tools(ctx):
     info = (ctx.facts.get("tools") or {}).get("libbpf-tools") or {}
     if not info.get("found"):
-        raise CheckFailed("libbpf-tools are not installed")
-    tool = executable(os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools execsnoop")
+        raise not_installed("libbpf-tools", "libbpf-tools are")
+    tool = executable(os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools", "libbpf-tools' execsnoop")
     lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=60)
     return "libbpf-tools execsnoop saw our exec", lines
 
