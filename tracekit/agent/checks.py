@@ -15,18 +15,26 @@ import pkgutil
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 
-from . import elf, perfdata
+from . import elf, outputs, perfdata
 
 PASSED, FAILED = "passed", "failed"
 GROUP = "tracekit"
 # Register holding a function's first (and second) integer argument.
 ARG_REGS = {"x86_64": ("%di", "%si"), "aarch64": ("%x0", "%x1"), "riscv64": ("%a0", "%a1"),
             "ppc64le": ("%r3", "%r4"), "s390x": ("%r2", "%r3")}
+# The `tracekit setup` component that installs each tool.
+SETUP_COMPONENT = {"perf": "perf", "trace-cmd": "perf", "bcc": "bcc", "libbpf-tools": "bcc",
+                   "bpftrace": "bpftrace", "stap": "systemtap", "sysdig": "sysdig"}
+# The kernel's symbol table: where the open path's function is looked up.
+KALLSYMS = "/proc/kallsyms"
+OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")  # do_sys_openat2 from 5.6
 
 
 class CheckFailed(Exception):
@@ -49,7 +57,7 @@ class Result:
 class Context:
     """What the checks share: a work directory, the compiled target, tools."""
 
-    def __init__(self, facts, workdir=None, timeout_scale=1.0, artifacts=None):
+    def __init__(self, facts, workdir=None, timeout_scale=1.0, artifacts=None, target=None):
         self.facts = facts
         # Where checks leave files for the person (flame graph SVG, trace
         # excerpts); None: nowhere.
@@ -59,7 +67,8 @@ class Context:
         self.timeout_scale = timeout_scale
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="tracekit-check-")
-        self._target = None
+        # A prebuilt probe target instead of the one compiled from target.c.
+        self._target = target
         self._serial = 0
         self.token = uuid.uuid4().hex[:8]
 
@@ -77,8 +86,8 @@ class Context:
         info = (self.facts.get("tools") or {}).get(name) or {}
         path = info.get("usable_path") or info.get("path")
         if not path:
-            raise CheckFailed("%s is not installed" % name)
-        return path
+            raise not_installed(name)
+        return executable(path, name)
 
     def artifact(self, name, text):
         """Keep ``text`` as an artifact; returns its path (None without a directory)."""
@@ -92,6 +101,9 @@ class Context:
 
     def target(self):
         """The probe target, compiled here (so it matches this host's ABI)."""
+        if self._target is not None and not os.access(self._target, os.X_OK):
+            raise CheckFailed("probe target %s: %s" % (self._target, "No such file or directory"
+                                                       if not os.path.exists(self._target) else "not executable"))
         if self._target is None:
             out = os.path.join(self.workdir, "tracekit-target")
             gcc = shutil.which("gcc") or shutil.which("cc")
@@ -118,15 +130,20 @@ class Context:
     @contextlib.contextmanager
     def instance(self):
         """A private tracefs instance: our events never touch the global buffer."""
-        path = os.path.join(self.tracefs, "instances", self.unique("inst"))
+        instances = os.path.join(self.tracefs, "instances")
+        if not os.path.isdir(instances):
+            raise CheckFailed("no tracefs at %s (no instances directory): mount it, e.g. `tracekit setup debugfs`"
+                              % self.tracefs)
+        path = os.path.join(instances, self.unique("inst"))
         os.mkdir(path)
         try:
             yield path
         finally:
-            with contextlib.suppress(OSError):
-                write(os.path.join(path, "events/enable"), "0")
-            with contextlib.suppress(OSError):
-                write(os.path.join(path, "current_tracer"), "nop")
+            # Only files the instance has (tracefs makes them; writing must not create one).
+            for name, value in (("events/enable", "0"), ("current_tracer", "nop")):
+                if os.path.exists(os.path.join(path, name)):
+                    with contextlib.suppress(OSError):
+                        write(os.path.join(path, name), value)
             _rmdir_retry(path)
 
     @contextlib.contextmanager
@@ -181,8 +198,32 @@ def _rmdir_retry(path):
     os.rmdir(path)
 
 
+def not_installed(tool, what=None):
+    return CheckFailed("%s not installed: install it with `tracekit setup %s`"
+                       % (what or tool + " is", SETUP_COMPONENT.get(tool, tool)))
+
+
+def executable(path, tool, what=None):
+    """``path`` if it is an executable file; else CheckFailed saying what to do."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise CheckFailed("%s is not at %s any more: install it again with `tracekit setup %s` and rerun "
+                          "`tracekit doctor`" % (what or tool, path, SETUP_COMPONENT.get(tool, tool)))
+    return path
+
+
+def exit_text(returncode):
+    """How a process ended, for a person: "exited 2" or "crashed (SIGSEGV)"."""
+    if returncode < 0:
+        try:
+            return "crashed (%s)" % signal.Signals(-returncode).name
+        except ValueError:
+            return "was killed by signal %d" % -returncode
+    return "exited %d" % returncode
+
+
 def run(argv, timeout=30, check=True):
-    """Run a command; CheckFailed with its last output lines if it fails."""
+    """Run a command; CheckFailed with its last output lines if it fails.  A
+    command killed by a signal (a crash) fails even with ``check=False``."""
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                               env=dict(os.environ, LC_ALL="C"), universal_newlines=True,
@@ -191,8 +232,12 @@ def run(argv, timeout=30, check=True):
         raise CheckFailed("%s: not found" % argv[0])
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
-    if check and proc.returncode != 0:
-        raise CheckFailed("%s exited %d: %s" % (os.path.basename(argv[0]), proc.returncode, _tail(proc.stdout)))
+    if proc.returncode < 0 or (check and proc.returncode != 0):
+        who = os.path.basename(argv[0])
+        if proc.returncode < 0 and "--" in argv[:-1]:
+            # perf ends with the fatal signal of the program it ran: either crashed.
+            who = "%s or the program it ran (%s)" % (who, os.path.basename(argv[argv.index("--") + 1]))
+        raise CheckFailed("%s %s: %s" % (who, exit_text(proc.returncode), _tail(proc.stdout)))
     return proc.stdout
 
 
@@ -209,17 +254,14 @@ def open_marker(path, times=3):
 
 def kernel_open_function():
     """The open path's kernel function this kernel has (do_sys_openat2 from 5.6)."""
-    names = set()
+    text = ""
     with contextlib.suppress(OSError):
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                name = line.rstrip().rsplit(" ", 1)[-1]
-                if name in ("do_sys_openat2", "do_sys_open"):
-                    names.add(name)
-    for name in ("do_sys_openat2", "do_sys_open"):
-        if name in names:
-            return name
-    raise CheckFailed("neither do_sys_openat2 nor do_sys_open in /proc/kallsyms")
+        text = read(KALLSYMS)
+    name = outputs.parse_kallsyms_function(text, OPEN_FUNCTIONS)
+    if name is None:
+        raise CheckFailed("neither %s in %s: this kernel's open path is not known to tracekit"
+                          % (" nor ".join(OPEN_FUNCTIONS), KALLSYMS))
+    return name
 
 
 def kernel_pid(instance):
@@ -229,16 +271,14 @@ def kernel_pid(instance):
     read back the pid it was recorded with."""
     token = "tracekit-pid-" + uuid.uuid4().hex[:12]
     write(os.path.join(instance, "trace_marker"), token)
-    for line in read(os.path.join(instance, "trace")).splitlines():
-        match = re.match(r"\s*.+?-(\d+)\s+\[\d+\].*" + token, line)
-        if match:
-            return int(match.group(1))
-    raise CheckFailed("trace_marker: our own line did not appear in the instance's trace")
+    pid = outputs.parse_marker_pid(read(os.path.join(instance, "trace")), token)
+    if pid is None:
+        raise CheckFailed("trace_marker: our own line did not appear in the instance's trace")
+    return pid
 
 
 def trace_lines(instance, needle):
-    return [line.strip() for line in read(os.path.join(instance, "trace")).splitlines()
-            if needle in line and not line.startswith("#")]
+    return outputs.parse_trace_lines(read(os.path.join(instance, "trace")), needle)
 
 
 # -- tracefs checks ----------------------------------------------------------------
@@ -291,11 +331,12 @@ def _check_kprobe(ctx, ret):
     hits = _record_dynamic_event(ctx, "kprobe_events", definition, name, lambda: open_marker(marker),
                                  pid=os.getpid())
     if ret:
-        fds = [line for line in hits if re.search(r"ret=\d+", line)]
+        returns = [(line, outputs.probe_value(line, "ret")) for line in hits]
+        fds = [line for line, fd in returns if fd is not None and fd >= 0]
         if len(fds) < 3:
             raise CheckFailed("expected 3 %s returns with a file descriptor, saw %d" % (fn, len(fds)))
         return "kretprobe on %s: %d returns with $retval" % (fn, len(fds)), fds[:3]
-    seen = [line for line in hits if os.path.basename(marker) in line]
+    seen = [line for line in hits if os.path.basename(marker) in outputs.parse_probe_fields(line).get("filename", "")]
     if len(seen) < 3:
         raise CheckFailed("expected 3 %s hits naming %s, saw %d" % (fn, os.path.basename(marker), len(seen)))
     return "kprobe on %s: %d hits with the filename argument" % (fn, len(seen)), seen[:3]
@@ -311,12 +352,19 @@ def check_kretprobe(ctx):
 
 def _check_uprobe(ctx, ret):
     target = ctx.target()
-    offset = elf.symbol_file_offset(target, "tk_work")
+    try:
+        offset = elf.symbol_file_offset(target, "tk_work")
+    except OSError as exc:
+        raise CheckFailed("probe target %s: %s" % (target, exc.strerror))
+    except LookupError:
+        raise CheckFailed("probe target %s has no function tk_work to probe" % target)
+    except ValueError as exc:
+        raise CheckFailed("probe target %s: %s" % (target, exc))
     name = ctx.unique("uretprobe" if ret else "uprobe")
     fetch = "ret=$retval:s32" if ret else "n=%s:s32" % _arg_regs(ctx)[0]
     definition = "%s:%s/%s %s:0x%x %s" % ("r" if ret else "p", GROUP, name, target, offset, fetch)
     hits = _record_dynamic_event(ctx, "uprobe_events", definition, name, lambda: run([target, "3", "0"]))
-    values = [int(m.group(1)) for m in (re.search(r"(?:ret|n)=(-?\d+)", h) for h in hits) if m]
+    values = [v for v in (outputs.probe_value(h, "ret" if ret else "n") for h in hits) if v is not None]
     expected = [3, 5, 7] if ret else [1, 2, 3]
     if values != expected:
         raise CheckFailed("expected %s values %s from tk_work, saw %s" % ("return" if ret else "argument",
@@ -383,9 +431,7 @@ def _graph_trace(tracefs_dir, fn, marker):
     except OSError as exc:
         raise CheckFailed("setting up function_graph: %s" % exc.strerror)
     open_marker(marker)
-    lines = [line.rstrip() for line in read(os.path.join(tracefs_dir, "trace")).splitlines()
-             if not line.startswith("#")]
-    calls = [line for line in lines if fn + "()" in line or fn + "() {" in line]
+    calls, lines = outputs.parse_function_graph(read(os.path.join(tracefs_dir, "trace")), fn)
     if not calls:
         raise CheckFailed("function_graph recorded no %s call tree" % fn)
     return "function_graph: %d %s call trees" % (len(calls), fn), lines[:8]
@@ -440,7 +486,11 @@ def _perf_stat(ctx, events):
 
 
 def check_perf_hardware(ctx):
-    stat = _perf_stat(ctx, STAT_HARDWARE)
+    return judge_perf_hardware(_perf_stat(ctx, STAT_HARDWARE))
+
+
+def judge_perf_hardware(stat):
+    """Pass when perf stat counted every hardware event (a perfdata.PerfStat)."""
     missing = [e for e in STAT_HARDWARE if stat.value(e) is None]
     if missing:
         raise CheckFailed("perf stat: %s" % ", ".join(
@@ -452,7 +502,11 @@ def check_perf_hardware(ctx):
 def check_perf_software(ctx):
     """perf stat of the sample program with the classic counter set; the
     software counters must count, the hardware ones are reported either way."""
-    stat = _perf_stat(ctx, STAT_SOFTWARE + STAT_HARDWARE)
+    return judge_perf_software(_perf_stat(ctx, STAT_SOFTWARE + STAT_HARDWARE))
+
+
+def judge_perf_software(stat):
+    """Pass when the software counters counted; name the unsupported hardware ones."""
     uncounted = [e for e in STAT_SOFTWARE if stat.value(e) is None]
     if uncounted:
         raise CheckFailed("perf stat counted nothing for %s" % ", ".join(uncounted))
@@ -474,7 +528,7 @@ def _perf_record_script(ctx, stem):
 
 def check_perf_sampling(ctx):
     script = _perf_record_script(ctx, "perf")
-    samples = script.count("tk_work")
+    samples = outputs.perf_script_frames(script, "tk_work")
     if samples < 5:
         raise CheckFailed("perf record: %d samples in tk_work" % samples)
     return "perf record -g: %d stack frames in tk_work" % samples, script.splitlines()[:6]
@@ -483,7 +537,7 @@ def check_perf_sampling(ctx):
 def check_flamegraph(ctx):
     """perf record -g, stacks folded, an SVG flame graph written."""
     folded = perfdata.fold_perf_script(_perf_record_script(ctx, "flame"))
-    in_work = {stack: n for stack, n in folded.items() if ";tk_work" in stack}
+    in_work = perfdata.stacks_through(folded, "tk_work")
     if sum(in_work.values()) < 5:
         raise CheckFailed("perf record -g: %d samples in tk_work (of %d)" % (sum(in_work.values()), folded.samples))
     svg = ctx.artifact("flamegraph.svg", perfdata.flamegraph_svg(folded, "tracekit: perf record -g of tk_work"))
@@ -499,7 +553,10 @@ def check_perf_sched(ctx):
     perf = ctx.tool("perf")
     data = os.path.join(ctx.workdir, ctx.unique("sched") + ".data")
     out = run([perf, "sched", "record", "-o", data, "--", ctx.target(), "4", "20", "200000"], timeout=60)
-    pid = int(re.search(r"pid (\d+)", out).group(1))
+    try:
+        pid = outputs.parse_target_pid(out)
+    except ValueError as exc:
+        raise CheckFailed("perf sched record: %s" % exc)
     timehist = run([perf, "sched", "timehist", "-i", data], timeout=60)
     ctx.artifact("sched-timehist.txt", timehist)
     times = perfdata.task_times_for_pid(perfdata.parse_sched_timehist(timehist), pid)
@@ -529,7 +586,7 @@ def check_perf_probe_kernel(ctx):
     with perf_probe(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name)) as event:
         run([perf, "record", "-q", "-e", event, "-o", data, "--", "cat", marker])
     script = run([perf, "script", "-i", data])
-    hits = [line.strip() for line in script.splitlines() if name in line]
+    hits = outputs.parse_trace_lines(script, name)
     if not hits:
         raise CheckFailed("perf probe on %s recorded nothing" % fn)
     return "perf probe %s: %d hits" % (fn, len(hits)), hits[:3]
@@ -543,7 +600,8 @@ def check_perf_probe_user(ctx):
     with perf_probe(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)], "%s:%s" % (GROUP, name)) as event:
         run([perf, "record", "-q", "-e", event, "-o", data, "--", target, "3", "0"])
     script = run([perf, "script", "-i", data])
-    values = [int(m.group(1)) for m in re.finditer(r"\bn=(-?\d+)", script)]
+    values = [v for v in (outputs.probe_value(line, "n") for line in outputs.parse_trace_lines(script, name))
+              if v is not None]
     if values != [1, 2, 3]:
         raise CheckFailed("perf probe -x tk_work: expected n=1,2,3, saw %s" % values)
     return "perf probe -x tk_work: arguments %s" % values, script.splitlines()[:3]
@@ -556,7 +614,7 @@ def check_trace_cmd(ctx):
     # `trace-cmd list -f` reads available_filter_functions: without access to
     # the function tracer nothing else trace-cmd does here can work.
     listed = run([trace_cmd, "list", "-f", fn], check=False)
-    if fn not in listed.split():
+    if not outputs.trace_cmd_lists(listed, fn):
         raise CheckFailed("trace-cmd list -f %s: %s" % (fn, _tail(listed)))
     marker = ctx.marker()
     instance = ctx.unique("tc")
@@ -573,7 +631,7 @@ def check_trace_cmd(ctx):
             with contextlib.suppress(OSError):
                 _rmdir_retry(path)
     report = run([trace_cmd, "report", "-i", data], timeout=120)
-    hits = [line.strip() for line in report.splitlines() if fn in line]
+    hits = outputs.parse_trace_lines(report, fn)
     if not hits:
         raise CheckFailed("trace-cmd report shows no %s" % fn)
     return "trace-cmd record/report: %d %s calls" % (len(hits), fn), hits[:3]
@@ -590,20 +648,37 @@ def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
                             universal_newlines=True, env=dict(os.environ, LC_ALL="C", PYTHONUNBUFFERED="1"),
                             start_new_session=True)
     output = []
+    name = os.path.basename(argv[-1])
     try:
         deadline = time.monotonic() + startup_timeout * ctx.timeout_scale
         if not _wait_for_line(proc, output, ready_pattern, deadline):
-            raise CheckFailed("%s did not start: %s" % (os.path.basename(argv[-1]), _tail("".join(output))))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)  # its output ended: it is exiting
+            ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
+            raise CheckFailed("%s did not start%s: %s" % (name, ended, _tail("".join(output))))
         seen = False
         deadline = time.monotonic() + 15 * ctx.timeout_scale
         while not seen and time.monotonic() < deadline:
             subprocess.run(["/bin/sh", "-c", ": " + tag], stdout=subprocess.DEVNULL)
             seen = _wait_for_line(proc, output, re.escape(tag), time.monotonic() + 1)
         if not seen:
-            raise CheckFailed("%s did not report the exec of our marker" % os.path.basename(argv[-1]))
-        return [line.rstrip() for line in output if tag in line][:3]
+            ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
+            raise CheckFailed("%s did not report the exec of our marker%s" % (name, ended))
     finally:
         _stop(proc)
+    return execs_with(output, tag, name)
+
+
+def execs_with(output, tag, name="execsnoop"):
+    """The execsnoop rows (as printed) whose arguments carry ``tag``."""
+    try:
+        rows = outputs.parse_execsnoop("".join(output))
+    except ValueError as exc:
+        raise CheckFailed("%s: %s" % (name, exc))
+    hits = [row.line for row in rows if tag in row.args]
+    if not hits:
+        raise CheckFailed("%s printed our marker, but in no exec row of its table" % name)
+    return hits[:3]
 
 
 def _wait_for_line(proc, output, pattern, deadline):
@@ -644,8 +719,9 @@ def _stop(proc):
 def check_bcc(ctx):
     info = (ctx.facts.get("tools") or {}).get("bcc") or {}
     if not info.get("found"):
-        raise CheckFailed("bcc is not installed")
-    tool = os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin") else "execsnoop")
+        raise not_installed("bcc")
+    tool = executable(os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin")
+                                   else "execsnoop"), "bcc", "bcc's execsnoop")
     # bcc compiles its program with clang at start-up: slow under emulation.
     lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=180)
     return "bcc execsnoop saw our exec", lines
@@ -654,15 +730,16 @@ def check_bcc(ctx):
 def check_libbpf_tools(ctx):
     info = (ctx.facts.get("tools") or {}).get("libbpf-tools") or {}
     if not info.get("found"):
-        raise CheckFailed("libbpf-tools are not installed")
-    lines = _watch_execs(ctx, [os.path.join(info["tools_dir"], "execsnoop")], r"PCOMM|COMM", startup_timeout=60)
+        raise not_installed("libbpf-tools", "libbpf-tools are")
+    tool = executable(os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools", "libbpf-tools' execsnoop")
+    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=60)
     return "libbpf-tools execsnoop saw our exec", lines
 
 
 def _bpftrace(ctx, program, command, timeout=60):
     bpftrace = ctx.tool("bpftrace")
     out = run([bpftrace, "-e", program, "-c", command], timeout=timeout * ctx.timeout_scale)
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^@(\w+): (-?\d+)$", out, re.M)}, out
+    return outputs.parse_bpftrace_maps(out), out
 
 
 def check_bpftrace_kprobe(ctx):
@@ -700,9 +777,11 @@ STAP_BEGIN_END = 'probe begin { println("tracekit-begin") exit() } probe end { p
 def _stap(ctx, extra, timeout):
     stap = ctx.tool("stap")
     out = run([stap] + extra + ["-e", STAP_BEGIN_END], timeout=timeout * ctx.timeout_scale)
-    if "tracekit-begin" not in out or "tracekit-end" not in out:
-        raise CheckFailed("stap printed no begin/end: %s" % _tail(out))
-    return "stap begin/end probes ran", [line for line in out.splitlines() if "tracekit-" in line]
+    try:
+        lines = outputs.parse_stap_begin_end(out, "tracekit-begin", "tracekit-end")
+    except ValueError as exc:
+        raise CheckFailed("%s: %s" % (exc, _tail(out)))
+    return "stap begin/end probes ran", lines
 
 
 def check_systemtap_module(ctx):
@@ -711,6 +790,74 @@ def check_systemtap_module(ctx):
 
 def check_systemtap_bpf(ctx):
     return _stap(ctx, ["--runtime=bpf"], timeout=300)
+
+
+# A drop monitor in the spirit of systemtap's classic dropwatch.stp
+# (testsuite/systemtap.examples/network/dropwatch.stp): an associative array
+# counting skb frees per kernel location on the kfree_skb tracepoint, printed
+# with the same words (outputs.parse_stap_dropwatch reads both).  Only
+# $location is used: kernels from 5.17 add a `reason`, older ones lack it.
+# It prints once, at the end: the window is the life of the sender stap -c
+# runs, so what it counts is what happened while we caused drops.
+STAP_DROPWATCH = r"""
+global locations
+probe begin { printf("Monitoring for dropped packets\n") }
+probe kernel.trace("kfree_skb") { locations[$location] <<< 1 }
+probe end {
+  foreach (l in locations-)
+    printf("%d packets dropped at %s\n", @count(locations[l]), symname(l))
+  printf("Stopping dropped packet monitor\n")
+}
+"""
+# The sender: UDP datagrams to 127.0.0.1 on a port nobody listens on (the check
+# bound it and closed it again). No socket takes them, so the UDP receive path
+# frees each one with kfree_skb. Loopback only, never another address.
+DROP_SENDER = """import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(count):
+    sock.sendto(b"tracekit-dropwatch", ("127.0.0.1", port))
+sock.close()
+"""
+DROPS_SENT = 20
+
+
+def closed_loopback_port():
+    """A UDP port on 127.0.0.1 that was free a moment ago and has no socket now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_systemtap_dropwatch(ctx):
+    """dropwatch.stp's kfree_skb counting sees the drops the check causes."""
+    stap = ctx.tool("stap")
+    sender = os.path.join(ctx.workdir, "drop-sender.py")
+    write(sender, DROP_SENDER)
+    port = closed_loopback_port()
+    out = run([stap, "-d", "kernel", "-e", STAP_DROPWATCH,
+               "-c", "%s %s %d %d" % (sys.executable, sender, port, DROPS_SENT)],
+              timeout=1800 * ctx.timeout_scale)
+    return judge_dropwatch(out, DROPS_SENT, port)
+
+
+def judge_dropwatch(out, sent, port):
+    """Pass when one kernel location counted at least the ``sent`` datagrams."""
+    try:
+        report = outputs.parse_stap_dropwatch(out)
+    except ValueError as exc:
+        raise CheckFailed("stap dropwatch: %s" % exc)
+    if not report.stopped:
+        raise CheckFailed("stap dropwatch: the monitor never printed its report: %s" % _tail(out))
+    ours = sorted(((n, loc) for loc, n in report.drops.items() if n >= sent), reverse=True)
+    if not ours:
+        seen = ", ".join("%d at %s" % (n, loc) for loc, n in sorted(report.drops.items(), key=lambda i: -i[1])[:3])
+        raise CheckFailed("stap dropwatch: sent %d datagrams to closed port 127.0.0.1:%d, but no location counted "
+                          "%d drops (saw %s)" % (sent, port, sent, seen or "no drops"))
+    count, location = ours[0]
+    return ("dropwatch: %d datagrams to closed port 127.0.0.1:%d, %d drops counted at %s"
+            % (sent, port, count, location),
+            ["%d packets dropped at %s" % (n, loc) for n, loc in ours[:3]])
 
 
 def _sysdig(ctx, extra):
@@ -724,13 +871,13 @@ def _sysdig(ctx, extra):
     try:
         time.sleep(2 * ctx.timeout_scale)
         if proc.poll() is not None:
-            raise CheckFailed("sysdig exited %d: %s" % (proc.returncode, _tail(proc.stdout.read())))
+            raise CheckFailed("sysdig %s: %s" % (exit_text(proc.returncode), _tail(proc.stdout.read())))
         open_marker(marker)
         time.sleep(1)
     finally:
         _stop(proc)
     out = run([sysdig, "-r", capture, "-p", "%evt.type %fd.name", "fd.name contains %s" % tag])
-    hits = [line for line in out.splitlines() if tag in line]
+    hits = [event.line for event in outputs.parse_sysdig_events(out) if tag in event.name]
     if not hits:
         raise CheckFailed("sysdig capture has no event on our marker file")
     return "sysdig captured %d events on our marker" % len(hits), hits[:3]
@@ -836,6 +983,10 @@ CHECKS = (
           check_bpftrace_tracepoint),
     Check("systemtap.module", "stap begin/end (kernel module)", check_systemtap_module),
     Check("systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf),
+    # A workflow on the kernel module runtime: doctor's systemtap.module
+    # verdict decides whether it runs.
+    Check("systemtap.dropwatch", "dropwatch.stp-style drop monitor sees our loopback drops",
+          check_systemtap_dropwatch, method="systemtap.module"),
     Check("sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod),
     Check("sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
           check_sysdig_modern),

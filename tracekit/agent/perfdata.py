@@ -199,6 +199,12 @@ def fold_perf_script(text, include_pid=False):
     return folded
 
 
+def stacks_through(folded, function):
+    """The folded stacks (and their sample counts) that pass through
+    ``function``: one of its frames below the comm is exactly that name."""
+    return {stack: n for stack, n in folded.items() if function in stack.split(";")[1:]}
+
+
 def format_folded(folded):
     """The folded stacks as text for FlameGraph's flamegraph.pl ("stack count" lines)."""
     return "".join("%s %d\n" % (stack, n) for stack, n in sorted(folded.items()))

@@ -1,0 +1,246 @@
+"""Every check's failure paths, without root or tracefs: the tool missing,
+the tool crashing, and the probe target missing (or the probe never firing).
+Each must give a failed Result whose detail is one line a person can act on.
+
+The cases that need root and the real tracefs (a probe defined, then the
+traced program crashing; the kernel refusing the function tracer...) are in
+tests/host/test_check_failures.py, with the global tracing state compared.
+
+Stand-ins, and why: a real tracing tool cannot be made to crash, or to miss
+an event it would see, on demand; and a kernel without syscall tracepoints or
+without the open path's function cannot be had here.  So:
+- ``crashing`` is an executable that kills itself with SIGSEGV (the way a
+  crashing tool dies: the check sees the same wait status);
+- ``silent`` prints nothing and exits 0, or (as execsnoop/sysdig) prints only
+  what the check waits for before the event and then waits to be stopped;
+- a tracefs tree without the syscall events, and a kallsyms without the open
+  path's functions, are directories/files the test writes from real content.
+"""
+
+import os
+import stat
+import textwrap
+
+import pytest
+
+from tracekit.agent import checks
+
+ARCH = os.uname().machine
+TOOL_CHECKS = {
+    # check id: facts["tools"] key that names its tool
+    "perf.counters.hardware": "perf", "perf.counters.software": "perf", "perf.sampling": "perf",
+    "perf.flamegraph": "perf", "perf.sched": "perf", "perf.probe.kernel": "perf", "perf.probe.user": "perf",
+    "trace-cmd": "trace-cmd", "bcc": "bcc", "libbpf-tools": "libbpf-tools",
+    "bpftrace.kprobe": "bpftrace", "bpftrace.uprobe": "bpftrace", "bpftrace.tracepoint": "bpftrace",
+    "systemtap.module": "stap", "systemtap.bpf": "stap", "systemtap.dropwatch": "stap",
+    "sysdig.kmod": "sysdig", "sysdig.modern-ebpf": "sysdig",
+}
+TRACEFS_CHECKS = ("ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe", "kretprobe", "uprobe",
+                  "uretprobe")
+
+
+def test_the_cases_cover_every_check():
+    assert set(TOOL_CHECKS) | set(TRACEFS_CHECKS) == {c.id for c in checks.CHECKS}
+
+
+def script(path, body):
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def crashing(directory, name):
+    # Stand-in: no real tool crashes on demand. This one dies of SIGSEGV, as a
+    # crashing tool does (no core file: ulimit -c 0).
+    return script(directory / name, """\
+        ulimit -c 0
+        kill -SEGV $$
+        """)
+
+
+def tool_facts(key, path):
+    """facts["tools"] saying the tool ``key`` is at ``path``."""
+    if key in ("bcc", "libbpf-tools"):
+        return {key: {"found": True, "path": str(path), "tools_dir": str(os.path.dirname(path))}}
+    if key == "perf":
+        return {"perf": {"found": True, "path": str(path), "usable_path": str(path)}}
+    return {key: {"found": True, "path": str(path)}}
+
+
+def tool_file_name(check_id, key):
+    if key == "bcc":
+        return "execsnoop"  # tools_dir not ending in sbin: bcc's share/bcc/tools layout
+    return {"libbpf-tools": "execsnoop", "stap": "stap"}.get(key, key)
+
+
+def context(tmp_path, tools=None, tracefs=None, target=None):
+    facts = {"kernel": {"arch": ARCH}, "tracefs": {"path": str(tracefs or tmp_path / "no-tracefs")},
+             "tools": tools or {}}
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    # timeout_scale: the checks wait 2 s * scale for sysdig to start and up to
+    # 15 s * scale for execsnoop to report; nothing real is traced here.
+    return checks.Context(facts, workdir=str(work), timeout_scale=0.1, target=target)
+
+
+def failed(check_id, ctx):
+    result = checks.run_check(checks.CHECKS_BY_ID[check_id], ctx)
+    assert result.status == checks.FAILED, result
+    assert result.detail and "\n" not in result.detail, result.detail
+    assert result.evidence == []
+    return result.detail
+
+
+# -- tool missing ---------------------------------------------------------------------------
+@pytest.mark.parametrize("check_id", sorted(TOOL_CHECKS))
+def test_tool_not_installed(check_id, tmp_path):
+    detail = failed(check_id, context(tmp_path, tools={}))
+    component = checks.SETUP_COMPONENT[TOOL_CHECKS[check_id]]
+    assert detail.endswith(" not installed: install it with `tracekit setup %s`" % component), detail
+
+
+@pytest.mark.parametrize("check_id", sorted(TOOL_CHECKS))
+def test_tool_gone_from_where_doctor_saw_it(check_id, tmp_path):
+    key = TOOL_CHECKS[check_id]
+    gone = tmp_path / "uninstalled" / tool_file_name(check_id, key)
+    detail = failed(check_id, context(tmp_path, tools=tool_facts(key, gone)))
+    component = checks.SETUP_COMPONENT[key]
+    assert " is not at %s any more: install it again with `tracekit setup %s`" % (gone, component) in detail, detail
+
+
+# -- tool crashing ----------------------------------------------------------------------------
+@pytest.mark.parametrize("check_id", sorted(TOOL_CHECKS))
+def test_tool_crashes(check_id, tmp_path):
+    key = TOOL_CHECKS[check_id]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = crashing(bindir, tool_file_name(check_id, key))
+    detail = failed(check_id, context(tmp_path, tools=tool_facts(key, tool)))
+    assert "crashed (SIGSEGV)" in detail, detail
+    assert tool.name in detail
+
+
+# -- tracefs missing (the "tool" of the tracefs checks) -----------------------------------------
+@pytest.mark.parametrize("check_id", TRACEFS_CHECKS)
+def test_no_tracefs(check_id, tmp_path):
+    detail = failed(check_id, context(tmp_path, tracefs=tmp_path / "empty"))
+    expected = {"kprobe": "no kprobe_events in", "kretprobe": "no kprobe_events in",
+                "uprobe": "no uprobe_events in", "uretprobe": "no uprobe_events in"}.get(
+        check_id, "no tracefs at %s (no instances directory): mount it" % (tmp_path / "empty"))
+    assert expected in detail, detail
+
+
+def test_tracefs_without_the_syscall_events(tmp_path):
+    # A kernel built without CONFIG_FTRACE_SYSCALLS has tracefs but no
+    # syscalls/ events; that kernel cannot be had here, so the tree is a
+    # directory holding what such a tracefs has for the check: an instances/
+    # directory (an instance is a mkdir in it).
+    tracefs = tmp_path / "tracing"
+    (tracefs / "instances").mkdir(parents=True)
+    detail = failed("tracepoint", context(tmp_path, tracefs=tracefs))
+    assert detail == "no syscalls/sys_enter_openat event in tracefs"
+    assert os.listdir(tracefs / "instances") == []  # its instance was removed again
+
+
+# -- probe target missing -----------------------------------------------------------------------
+OPEN_PATH_CHECKS = ("ftrace.function", "ftrace.function_graph", "kprobe", "kretprobe", "trace-cmd",
+                    "perf.probe.kernel", "bpftrace.kprobe")
+
+
+@pytest.fixture
+def kallsyms_without_the_open_path(tmp_path, monkeypatch):
+    """This kernel's symbol table without do_sys_openat2/do_sys_open (a kernel
+    whose open path tracekit does not know; not to be had here)."""
+    with open("/proc/kallsyms") as f:
+        kept = [line for line in f if line.split()[2:3] not in (["do_sys_openat2"], ["do_sys_open"])]
+    assert len(kept) > 1000
+    path = tmp_path / "kallsyms"
+    path.write_text("".join(kept))
+    monkeypatch.setattr(checks, "KALLSYMS", str(path))
+    return path
+
+
+@pytest.mark.parametrize("check_id", OPEN_PATH_CHECKS)
+def test_kernel_function_missing(check_id, tmp_path, kallsyms_without_the_open_path):
+    key = TOOL_CHECKS.get(check_id)
+    tools = {}
+    if key:
+        # Never run: the check stops at the kernel function lookup.
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        tools = tool_facts(key, crashing(bindir, tool_file_name(check_id, key)))
+    detail = failed(check_id, context(tmp_path, tools=tools, tracefs="/sys/kernel/tracing"))
+    assert detail == ("neither do_sys_openat2 nor do_sys_open in %s: this kernel's open path is not known to "
+                      "tracekit" % kallsyms_without_the_open_path)
+
+
+@pytest.mark.parametrize("check_id", ["uprobe", "uretprobe"])
+def test_probe_target_without_tk_work(check_id, tmp_path):
+    true = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
+    detail = failed(check_id, context(tmp_path, target=true))
+    assert detail == "probe target %s has no function tk_work to probe" % true
+
+
+@pytest.mark.parametrize("check_id", ["uprobe", "uretprobe"])
+def test_probe_target_gone(check_id, tmp_path):
+    gone = tmp_path / "tracekit-target"
+    detail = failed(check_id, context(tmp_path, target=str(gone)))
+    assert detail == "probe target %s: No such file or directory" % gone
+
+
+PERF = "/usr/bin/perf"
+
+
+@pytest.mark.skipif(not os.access(PERF, os.X_OK), reason="perf is not installed at %s" % PERF)
+@pytest.mark.parametrize("check_id", ["perf.counters.software", "perf.counters.hardware", "perf.sampling",
+                                      "perf.flamegraph"])
+def test_perf_workload_missing(check_id, tmp_path):
+    # The real perf would be asked to run a target that is not there (perf 6.1
+    # then exits 255 and says nothing): the check says so before it runs perf.
+    gone = tmp_path / "tracekit-target"
+    detail = failed(check_id, context(tmp_path, tools=tool_facts("perf", PERF), target=str(gone)))
+    assert detail == "probe target %s: No such file or directory" % gone
+
+
+# -- the probe never fires -----------------------------------------------------------------------
+@pytest.mark.parametrize("check_id", ["bcc", "libbpf-tools"])
+def test_execsnoop_that_never_reports_our_exec(check_id, tmp_path):
+    # Stand-in: the real execsnoop needs root and BPF, and would see every exec.
+    # This one prints the header libbpf-tools' execsnoop printed on the lab
+    # machine (tests/data/captured/libbpf-tools) and then reports nothing.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = script(bindir / "execsnoop", """\
+        echo 'PCOMM            PID    PPID   RET ARGS'
+        exec sleep 60
+        """)
+    detail = failed(check_id, context(tmp_path, tools=tool_facts(check_id, tool)))
+    assert detail == "execsnoop did not report the exec of our marker"
+
+
+@pytest.mark.parametrize("check_id", ["sysdig.kmod", "sysdig.modern-ebpf"])
+def test_sysdig_capture_without_our_events(check_id, tmp_path):
+    # Stand-in: a real sysdig capture needs its driver (not loadable here).
+    # Capturing, it waits to be stopped; reading (-r), it prints nothing.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = script(bindir / "sysdig", """\
+        case " $* " in *" -r "*) exit 0 ;; esac
+        exec sleep 60
+        """)
+    detail = failed(check_id, context(tmp_path, tools=tool_facts("sysdig", tool)))
+    assert detail == "sysdig capture has no event on our marker file"
+
+
+@pytest.mark.parametrize("check_id", ["systemtap.module", "systemtap.bpf", "systemtap.dropwatch"])
+def test_stap_whose_probes_never_fire(check_id, tmp_path):
+    # Stand-in: stap cannot run its probes here (no modules, no memlock); this
+    # one exits 0 having printed nothing, as a script whose probes never fired.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = script(bindir / "stap", "exit 0\n")
+    detail = failed(check_id, context(tmp_path, tools=tool_facts("stap", tool)))
+    expected = {"systemtap.dropwatch": "stap dropwatch: no 'Monitoring for dropped packets' line: the drop "
+                                       "monitor did not start: "}.get(check_id, "stap printed no 'tracekit-begin' "
+                                                                               "line: (no output)")
+    assert detail == expected, detail

@@ -1,0 +1,261 @@
+"""Parsing the output of the tracing tools the smoke checks run (tracefs
+``trace`` files, trace-cmd report, perf script, execsnoop, bpftrace,
+systemtap, sysdig).  The perf stat, perf script folding and perf sched
+timehist parsers live in perfdata.
+
+Pure functions on text, standard library only (see tracekit/agent/__init__.py):
+tracekit.agent.checks runs the tools and hands their output here, so what a
+check decides can be tested on real captured output without running anything.
+
+Errors: a ``ValueError`` with a one-line message where the text is not the
+tool's output at all (no execsnoop header, no stap begin line...); text that
+is recognised but holds nothing of interest gives an empty result.
+Tests: tests/unit/test_outputs.py on the captures in tests/data/captured/.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+
+def _first_line(text, width=80):
+    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+# -- tracefs trace files, trace-cmd report, perf script ---------------------------------
+def parse_trace_lines(text, needle):
+    """The records of a tracefs ``trace`` file (or of ``trace-cmd report`` /
+    ``perf script``) that contain ``needle``, stripped; header and comment
+    lines (``#``...) are not records."""
+    return [line.strip() for line in (text or "").splitlines()
+            if needle in line and not line.lstrip().startswith("#")]
+
+
+_MARKER_PID = r"^\s*.+?-(\d+)\s+\[\d+\].*"
+
+
+def parse_marker_pid(text, token):
+    """The pid a ``trace_marker`` write of ``token`` was recorded with (the
+    ``comm-PID [CPU]`` column), or None if the line is not in ``text``."""
+    for line in (text or "").splitlines():
+        match = re.match(_MARKER_PID + re.escape(token), line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+# name=value fetch arguments of a kprobe/uprobe record: strings are quoted.
+_FIELD = re.compile(r'(?:^|\s)([$\w.]+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_probe_fields(line):
+    """The ``name=value`` fetch arguments of a dynamic-event record (kprobe,
+    uprobe, perf probe), in order; quoted string values unquoted.  Only the
+    part after the probe address ``(...)`` counts, so a ``=`` in the task name
+    is not an argument."""
+    rest = line
+    address = re.search(r":\s+\([^)]*\)", line)
+    if address:
+        rest = line[address.end():]
+    fields = {}
+    for match in _FIELD.finditer(rest):
+        value = match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        fields[match.group(1)] = value
+    return fields
+
+
+def probe_value(line, name, base=10):
+    """The integer fetch argument ``name`` of a record (None when absent or not
+    a number).  ``base`` 10 for the s/u types, 16 for x types and for older
+    kernels' untyped values, which print hex without ``0x``."""
+    value = parse_probe_fields(line).get(name)
+    if value is None:
+        return None
+    try:
+        return int(value, base)
+    except ValueError:
+        return None
+
+
+def parse_function_graph(text, function):
+    """(call-tree lines of ``function``, all records) of a function_graph
+    trace: ``function() {`` opens a call tree, ``function();`` is a leaf call."""
+    lines = [line.rstrip() for line in (text or "").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    calls = [line for line in lines if function + "()" in line]
+    return calls, lines
+
+
+def trace_cmd_lists(text, function):
+    """Whether ``trace-cmd list -f FUNCTION`` listed the function (it reads
+    available_filter_functions; nothing listed means no function tracer)."""
+    return function in (text or "").split()
+
+
+# -- perf script (callchains) ----------------------------------------------------------
+# "\t    55d0c3a0f149 tk_work+0x19 (/path/target)": one callchain frame.
+_FRAME = re.compile(r"^\s+[0-9a-fA-F]+\s+(\S+?)(?:\+0x[0-9a-fA-F]+)?\s+\(")
+
+
+def perf_script_frames(text, symbol):
+    """How many callchain frames of ``perf script`` output are in ``symbol``."""
+    frames = (_FRAME.match(line) for line in (text or "").splitlines())
+    return sum(1 for m in frames if m and m.group(1) == symbol)
+
+
+def parse_target_pid(text):
+    """The pid tracekit's probe target printed first ("pid N"), in the output
+    of a tool that ran it (perf sched record merges the two)."""
+    match = re.search(r"^pid (\d+)$", text or "", re.M)
+    if not match:
+        raise ValueError("no 'pid N' line of the probe target in: %s" % _first_line(text))
+    return int(match.group(1))
+
+
+# -- execsnoop (bcc and libbpf-tools) ----------------------------------------------------
+@dataclass
+class ExecRow:
+    """One exec that execsnoop reported, as it printed it."""
+    comm: str
+    pid: int
+    ppid: Optional[int]
+    ret: int
+    args: str
+    line: str
+
+
+def parse_execsnoop(text):
+    """The rows of execsnoop output, read by its header (``PCOMM PID [PPID] RET
+    ARGS``, with ``TIME(s)``/``TIME`` or ``UID`` columns in front as -t/-U add
+    them).  Lines that do not fit the columns (warnings, ``[...]``) are
+    skipped.  ValueError if there is no header."""
+    lines = (text or "").splitlines()
+    header = None
+    rows = []
+    for line in lines:
+        words = line.split()
+        if "PCOMM" in words and words[-1:] == ["ARGS"]:
+            header = words
+            continue
+        if header is None or len(words) < len(header) - 1:
+            continue
+        fixed = words[:len(header) - 1]
+        # ARGS is the rest of the line, spaces and all.
+        args = line.split(None, len(header) - 1)[-1] if len(words) >= len(header) else ""
+        record = dict(zip(header, fixed))
+        try:
+            row = ExecRow(comm=record["PCOMM"], pid=int(record["PID"]),
+                          ppid=int(record["PPID"]) if "PPID" in record else None,
+                          ret=int(record["RET"]), args=args, line=line.rstrip())
+        except (KeyError, ValueError):
+            continue
+        rows.append(row)
+    if header is None:
+        raise ValueError("no execsnoop header (PCOMM ... ARGS) in: %s" % _first_line(text))
+    return rows
+
+
+# -- bpftrace ------------------------------------------------------------------------------
+def parse_bpftrace_maps(text):
+    """The scalar maps bpftrace printed at exit (``@name: 42``), by name."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^@(\w+): (-?\d+)$", text or "", re.M)}
+
+
+# -- systemtap -----------------------------------------------------------------------------
+def parse_stap_begin_end(text, begin, end):
+    """The lines a stap script printed from its begin and its end probe (the
+    lines containing ``begin`` and ``end``), in order.  ValueError naming
+    the one that is missing."""
+    lines = (text or "").splitlines()
+    seen = {}
+    for token in (begin, end):
+        hits = [line for line in lines if token in line]
+        if not hits:
+            raise ValueError("stap printed no %r line" % token)
+        seen[token] = hits[0]
+    return [seen[begin], seen[end]]
+
+
+# The classic dropwatch.stp's words (systemtap's testsuite/systemtap.examples/
+# network/dropwatch.stp); tracekit's own drop monitor prints the same.
+DROPWATCH_BEGIN = "Monitoring for dropped packets"
+DROPWATCH_END = "Stopping dropped packet monitor"
+_DROPS = re.compile(r"^\s*(\d+) packets dropped at (\S.*?)\s*$")
+
+
+@dataclass
+class DropReport:
+    """What a dropwatch-style stap script reported: drops per location (a
+    symbol such as ``__udp4_lib_rcv``, ``symname+0x1c``, or a raw address
+    where stap could not symbolise it), summed over all of its reports."""
+    started: bool = False
+    stopped: bool = False
+    reports: int = 0
+    drops: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self):
+        return sum(self.drops.values())
+
+    def at(self, name):
+        """Drops at locations in function ``name`` (``name`` or ``name+0x..``)."""
+        return sum(n for loc, n in self.drops.items() if re.sub(r"\+0x[0-9a-fA-F]+.*$", "", loc) == name)
+
+
+def parse_stap_dropwatch(text):
+    """Parse the output of a dropwatch.stp-style script: its begin line, any
+    number of reports of ``N packets dropped at LOCATION`` lines, its end
+    line.  ValueError if the begin line is missing (the script never ran)."""
+    report = DropReport()
+    in_report = False
+    for line in (text or "").splitlines():
+        if DROPWATCH_BEGIN in line:
+            report.started = True
+        elif DROPWATCH_END in line:
+            report.stopped = True
+        match = _DROPS.match(line)
+        if match:
+            if not in_report:
+                report.reports += 1
+                in_report = True
+            location = match.group(2)
+            report.drops[location] = report.drops.get(location, 0) + int(match.group(1))
+        else:
+            in_report = False
+    if not report.started:
+        raise ValueError("no %r line: the drop monitor did not start: %s" % (DROPWATCH_BEGIN, _first_line(text)))
+    return report
+
+
+# -- sysdig ----------------------------------------------------------------------------------
+@dataclass
+class SysdigEvent:
+    type: str
+    name: str
+    line: str
+
+
+def parse_sysdig_events(text):
+    """Events of ``sysdig -r CAPTURE -p "%evt.type ... %fd.name"`` output:
+    the first field is the event type, the last the fd (file) name.  Lines of
+    one field (``<NA>`` placeholders aside) are not events."""
+    events = []
+    for line in (text or "").splitlines():
+        words = line.split()
+        if len(words) < 2 or not re.match(r"^[a-z_][a-z0-9_]*$", words[0]):
+            continue
+        events.append(SysdigEvent(type=words[0], name=words[-1], line=line.rstrip()))
+    return events
+
+
+def parse_kallsyms_function(text, candidates):
+    """The first of ``candidates`` that /proc/kallsyms text lists (None if none)."""
+    names = set()
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] in candidates:
+            names.add(parts[2])
+    return next((name for name in candidates if name in names), None)
