@@ -62,13 +62,23 @@ fresh_install_round() {  # round ORDER(tracekit-first|apt-first)
     }
     if [ "$order" = tracekit-first ]; then
         run_tracekit
-        ssh_to "$state" tk "cat /etc/ansible/facts.d/tracekit_*.fact" | $python -c '
-import json, sys
-text = sys.stdin.read()
+        # Exactly what tracekit asked apt to install (apt's own log of its
+        # command lines): the components' packages, the probe toolchain and
+        # the debuginfod client.
+        ssh_to "$state" tk "cat /var/log/apt/history.log" | $python -c '
+import re, sys
 packages = set()
-for chunk in text.replace("}\n{", "}\x00{").split("\x00"):
-    packages.update(json.loads(chunk).get("packages") or [])
-print(" ".join(sorted(packages | {"libdebuginfod-common", "libdebuginfod1"})))' > "$scratch/packages"
+for line in sys.stdin:
+    match = re.match(r"Commandline: \S*apt-get .* install (.*)$", line)
+    if match:
+        words = iter(match.group(1).split())
+        for word in words:
+            if word == "-o":
+                next(words, None)  # an option and its value
+            elif not word.startswith("-"):
+                packages.add(word.split("=")[0])  # the apt module pins the candidate version
+print(" ".join(sorted(packages)))' > "$scratch/packages"
+        [ -s "$scratch/packages" ] || { echo "bench/fleet.sh: no apt-get install in the tracekit host's apt history" >&2; exit 1; }
         run_apt
     else
         run_apt

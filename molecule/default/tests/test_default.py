@@ -1,10 +1,12 @@
 """Verify the converged fleet (molecule's testinfra verifier): every component's
 packages, the debug-symbol archive as a signed apt source in the host's own
-format, debugfs/tracefs mounted root-only and kept in /etc/fstab, and each
-role's local facts file."""
+format, debugfs/tracefs mounted root-only and kept in /etc/fstab, each
+role's local facts file, and `tracekit verify` across all the hosts."""
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ KEYRING = "/etc/apt/keyrings/tracekit-ddebs.asc"
 PROBE = "tracekit-probe-dbgsym"
 # What create.yml serves (tests/lib/aptrepo.py serve writes these files).
 APTREPO = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "aptrepo"
+# The inventory lab/fleet.py wrote for the hosts create.yml started.
+FLEET_INVENTORY = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "fleet" / "inventory.yml"
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +138,39 @@ def test_fstab_line(host, fstype, path):
     fstab = host.file("/etc/fstab").content_string
     want = f"{fstype} {path} {fstype} nosuid,nodev,noexec,mode=700 0 0"
     assert want in fstab.splitlines(), f"no {want!r} in /etc/fstab:\n{fstab}"
+
+
+@pytest.fixture(scope="session")
+def verify_report(tmp_path_factory):
+    """`tracekit verify` once across every host of the scenario, as a lab user
+    would run it after converge (results aggregated per host)."""
+    if not FLEET_INVENTORY.is_file():
+        pytest.fail(f"no {FLEET_INVENTORY}: create.yml starts the hosts with lab/fleet.py")
+    env = dict(os.environ, ANSIBLE_HOME=str(tmp_path_factory.mktemp("ansible-home")), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "tracekit", "verify", "-i", str(FLEET_INVENTORY), "--json",
+                           "--artifacts", str(tmp_path_factory.mktemp("artifacts"))],
+                          capture_output=True, text=True, timeout=900, env=env)
+    try:
+        document = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"tracekit verify printed no JSON (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    return proc.returncode, document
+
+
+def test_tracekit_verify_on_this_host(host, verify_report):
+    """Every check passes, or is skipped because this host's doctor says its
+    method cannot work here; nothing is left behind in tracefs."""
+    from tracekit.agent import checks
+
+    rc, document = verify_report
+    name = host.backend.get_hostname()
+    assert name in document["hosts"], f"{name} missing from verify's report: {sorted(document['hosts'])}"
+    report = document["hosts"][name]
+    results = {r["id"]: r for r in report["results"]}
+    assert list(results) == [c.id for c in checks.CHECKS]
+    for check in checks.CHECKS:
+        blocked = [m for m in check.methods if report["doctor"][m]["status"] in ("unavailable", "missing")]
+        expected = "skipped" if blocked else "passed"
+        assert results[check.id]["status"] == expected, (check.id, results[check.id])
+    assert report["state_changed"] == {}
+    assert rc == 0
