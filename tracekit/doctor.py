@@ -350,7 +350,8 @@ def need_sysdig_modern(facts):
     drivers = sysdig.get("drivers") or {}
     if not sysdig.get("found") or drivers.get("modern_ebpf"):
         return None  # need_sysdig reports a missing sysdig
-    return Block(MISSING, "sysdig %s has no modern eBPF probe (needs 0.31 or newer)" % sysdig.get("version"),
+    return Block(MISSING, "sysdig %s has no modern eBPF probe (no --modern-bpf option: older than 0.31, "
+                 "or built without it)" % sysdig.get("version"),
                  "tracekit setup sysdig with the vendor repository", "sysdig")
 
 

@@ -279,11 +279,13 @@ def major_minor(version):
 def test_sysdig_driver_follows_the_hosts_own_facts(converged, fleet):
     kernel_ok = major_minor(platform.release()) >= (5, 8)
     for name in fleet.names:
+        # The build decides, not the version: Ubuntu's 0.36.0+repack has no --modern-bpf.
         probe = ssh(fleet, name, "dpkg-query -W -f '${Version}\\n' sysdig; "
+                                 "sysdig --help | grep -q -- --modern-bpf && echo yes || echo no; "
                                  "for f in /sys/kernel/btf/vmlinux /proc/modules /lib/modules/$(uname -r)/build; "
                                  "do test -e $f && echo yes || echo no; done").stdout.split()
-        version, btf, modules, build = probe[0], *(p == "yes" for p in probe[1:])
-        if major_minor(version) >= (0, 31) and btf and kernel_ok:
+        version, built_with_modern, btf, modules, build = probe[0], *(p == "yes" for p in probe[1:])
+        if built_with_modern and major_minor(version) >= (0, 31) and btf and kernel_ok:
             want = "modern_ebpf"
         elif modules and build:
             want = "kmod"
@@ -322,16 +324,15 @@ def test_verify_runs_on_every_host_and_aggregates(converged, fleet, tmp_path):
     for host, doc in document["hosts"].items():
         results = {r["id"]: r for r in doc["results"]}
         assert list(results) == [c.id for c in checks.CHECKS], host
+        # Every check passes unless the host's own doctor rules its method out.
         for check in checks.CHECKS:
             blocked = [m for m in check.methods if doc["doctor"][m]["status"] in ("unavailable", "missing")]
-            assert (results[check.id]["status"] == "skipped") == bool(blocked), (host, results[check.id])
+            expected = "skipped" if blocked else "passed"
+            assert results[check.id]["status"] == expected, (host, results[check.id])
         assert doc["state_changed"] == {}, host
-        # The tracefs-based checks work in every host (they share this kernel).
-        assert results["tracepoint"]["status"] == "passed", (host, results["tracepoint"])
         if results["perf.flamegraph"]["status"] == "passed":
             assert (tmp_path / "artifacts" / host / "flamegraph.svg").exists()
-    failed = {h: [r["id"] for r in d["results"] if r["status"] == "failed"] for h, d in document["hosts"].items()}
-    assert proc.returncode == (1 if any(failed.values()) else 0), failed
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_a_host_lost_mid_run_is_reported_and_the_others_finish(converged, fleet, ddebs_repo):

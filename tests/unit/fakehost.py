@@ -314,8 +314,13 @@ class FakeHost:
         if staprun:
             self.tool("staprun", stderr="staprun: no module specified\n")
 
-    def sysdig(self, version="0.36.0", kmod=False):
-        self.tool("sysdig", "sysdig version %s\n" % version)
+    def sysdig(self, version="0.36.0", kmod=False, modern_bpf=True):
+        # What --help prints: the version, then the options (--modern-bpf
+        # only in builds with the modern eBPF probe).
+        self.tool("sysdig", "sysdig version %s\nUsage: sysdig [options] [-p <output_format>] [filter]\n\n"
+                  "Options:\n -A, --print-ascii  Only print the text portion of data buffers\n%s"
+                  % (version, " --modern-bpf       Enable live captures using the modern eBPF probe\n"
+                     if modern_bpf else ""))
         if kmod:
             self.write("lib/modules/%s/updates/dkms/scap.ko.zst" % self.release, b"\x28\xb5\x2f\xfd")
 

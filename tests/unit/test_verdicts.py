@@ -205,7 +205,7 @@ CASES = [
      "systemtap.bpf", "unknown", "RLIMIT_MEMLOCK unknown", None),
     # sysdig
     ("sysdig-0.29", {"tools.sysdig.version": "0.29.3", "tools.sysdig.drivers.modern_ebpf": False},
-     "sysdig.modern-ebpf", "missing", "sysdig 0.29.3 has no modern eBPF probe (needs 0.31 or newer)", "sysdig"),
+     "sysdig.modern-ebpf", "missing", "sysdig 0.29.3 has no modern eBPF probe (no --modern-bpf option: older than 0.31, or built without it)", "sysdig"),
     ("old-kernel", {"kernel.release": "5.4.0-216-generic"},
      "sysdig.modern-ebpf", "unavailable", "kernel 5.4.0-216-generic is older than 5.8 (BPF ring buffer)", None),
     ("kernel-release-unknown", {"kernel.release": None},

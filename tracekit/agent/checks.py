@@ -221,13 +221,13 @@ def exit_text(returncode):
     return "exited %d" % returncode
 
 
-def run(argv, timeout=30, check=True):
+def run(argv, timeout=30, check=True, cwd=None):
     """Run a command; CheckFailed with its last output lines if it fails.  A
     command killed by a signal (a crash) fails even with ``check=False``."""
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                               env=dict(os.environ, LC_ALL="C"), universal_newlines=True,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, cwd=cwd)
     except FileNotFoundError:
         raise CheckFailed("%s: not found" % argv[0])
     except subprocess.TimeoutExpired as exc:
@@ -738,26 +738,33 @@ def check_libbpf_tools(ctx):
 
 def _bpftrace(ctx, program, command, timeout=60):
     bpftrace = ctx.tool("bpftrace")
-    out = run([bpftrace, "-e", program, "-c", command], timeout=timeout * ctx.timeout_scale)
+    # From the work directory: the marker's relative name fits bpftrace's
+    # 64-byte strings whatever the temporary directory is.
+    out = run([bpftrace, "-e", program, "-c", command], timeout=timeout * ctx.timeout_scale, cwd=ctx.workdir)
     return outputs.parse_bpftrace_maps(out), out
 
 
+# Our opens are told by the marker's unique name, not by `pid == cpid`:
+# inside a PID namespace (a container) bpftrace's pid is the kernel's and
+# cpid the namespace's, so they never match there.
 def check_bpftrace_kprobe(ctx):
     fn = kernel_open_function()
-    marker = ctx.marker()
-    maps, out = _bpftrace(ctx, "kprobe:%s /pid == cpid/ { @opens = count(); }" % fn, "/bin/cat " + marker)
+    name = os.path.basename(ctx.marker())
+    # arg1: the filename of do_sys_openat2(dfd, filename, how) and do_sys_open(dfd, filename, ...).
+    maps, out = _bpftrace(ctx, 'kprobe:%s /str(arg1) == "%s"/ { @opens = count(); }' % (fn, name),
+                          "/bin/cat " + name)
     if maps.get("opens", 0) < 1:
-        raise CheckFailed("bpftrace kprobe:%s counted no opens: %s" % (fn, _tail(out)))
-    return "bpftrace kprobe:%s: %d opens by the child" % (fn, maps["opens"]), out.strip().splitlines()[-2:]
+        raise CheckFailed("bpftrace kprobe:%s counted no opens of %s: %s" % (fn, name, _tail(out)))
+    return "bpftrace kprobe:%s: %d opens of our marker" % (fn, maps["opens"]), out.strip().splitlines()[-2:]
 
 
 def check_bpftrace_tracepoint(ctx):
-    marker = ctx.marker()
-    maps, out = _bpftrace(ctx, "tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @opens = count(); }",
-                          "/bin/cat " + marker)
+    name = os.path.basename(ctx.marker())
+    maps, out = _bpftrace(ctx, 'tracepoint:syscalls:sys_enter_openat /str(args->filename) == "%s"/ '
+                               '{ @opens = count(); }' % name, "/bin/cat " + name)
     if maps.get("opens", 0) < 1:
-        raise CheckFailed("bpftrace tracepoint counted no openat: %s" % _tail(out))
-    return "bpftrace tracepoint:syscalls:sys_enter_openat: %d by the child" % maps["opens"], \
+        raise CheckFailed("bpftrace tracepoint counted no openat of %s: %s" % (name, _tail(out)))
+    return "bpftrace tracepoint:syscalls:sys_enter_openat: %d of our marker" % maps["opens"], \
         out.strip().splitlines()[-2:]
 
 

@@ -357,7 +357,8 @@ class _Host:
             "trace-cmd": self._cmd("trace-cmd", "--version"),
             "bpftrace": self._cmd("bpftrace", "--version"),
             "stap": self._cmd("stap", "-V"),
-            "sysdig": self._cmd("sysdig", "--version"),
+            # --help: its version, and whether this build has --modern-bpf.
+            "sysdig": self._cmd("sysdig", "--help"),
             "gcc": self._cmd("gcc", "--version"),
         }
         outputs = _run_all(queries)
@@ -383,7 +384,9 @@ class _Host:
         sysdig = tools["sysdig"]
         if sysdig["found"]:
             sysdig["drivers"] = {
-                "modern_ebpf": _version_at_least(sysdig["version"], (0, 31)),
+                # Upstream has it from 0.31; distribution builds may leave it out
+                # (Ubuntu's 0.36.0+repack has no --modern-bpf).
+                "modern_ebpf": "--modern-bpf" in (outputs.get("sysdig") or ""),
                 "kmod_built": bool(glob.glob(self.path("lib/modules/%s/**/scap.ko*" % release), recursive=True)),
                 "kmod_loaded": self.exists("sys/module/scap"),
             }
