@@ -101,6 +101,18 @@ hyperfine -N --warmup 1 --runs "$runs" --export-json "$scratch/converged.json" \
     -n "converged, 1 host" "$setup -i $state/inventory.yml --limit noble1" \
     -n "converged, 3 hosts" "$setup -i $state/inventory.yml" >/dev/null 2>&1
 
+# The lab's hosts run on this machine's own CPUs: how busy all of them were
+# during one more converged run of each (busy jiffies from /proc/stat), to
+# tell a run that waits from one that has no CPU left.
+busy() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; }
+for hosts in 1 3; do
+    limit=""; [ "$hosts" = 1 ] && limit="--limit noble1"
+    b0=$(busy); t0=$(seconds)
+    $setup -i "$state/inventory.yml" $limit >/dev/null 2>&1
+    t1=$(seconds); b1=$(busy)
+    echo "$hosts $t0 $t1 $b0 $b1" >> "$scratch/cpu"
+done
+
 $python - "$scratch" <<'PY'
 import json, statistics, sys
 from pathlib import Path
@@ -126,5 +138,12 @@ for name, r in results.items():
 scale = three["median"] / one["median"]
 fleet = "PASS" if scale <= 1.5 else "FAIL"
 print("target: converged 3 hosts <= 1.5x 1 host: %s (ratio %.2f, same run)" % (fleet, scale))
+import os
+hz, cpus = os.sysconf("SC_CLK_TCK"), os.cpu_count()
+for line in (scratch / "cpu").read_text().splitlines():
+    hosts, t0, t1, b0, b1 = line.split()
+    wall, cpu = float(t1) - float(t0), (int(b1) - int(b0)) / hz
+    print("converged, %s host(s), one more run: %.1f s, all CPUs busy %.1f s of %.1f (%.0f%% of %d CPUs)"
+          % (hosts, wall, cpu, wall * cpus, 100 * cpu / (wall * cpus), cpus))
 sys.exit(0 if fresh == fleet == "PASS" else 1)
 PY
