@@ -13,3 +13,19 @@ def test_other_tracekit_runs_in_flight_are_not_this_runs_state_change():
     assert b["instances"] == ["user_inst"] and b["uprobe_events"] == ""
     # Our own leftover instance still shows as a change.
     assert a["instances"] == ["user_inst", "tk_inst_%s_3" % mine]
+
+
+def test_the_global_ring_buffer_allocated_on_first_use_is_no_state_change():
+    from tracekit.agent import verify
+
+    # Measured in the kernel lab (Ubuntu 6.8): the function_graph check borrowed
+    # the idle global tracer, and the kernel allocated the global ring buffer.
+    before = {"buffer_size_kb": "7 (expanded: 1408)\n", "current_tracer": "nop\n"}
+    assert verify.state_changes(before, {"buffer_size_kb": "1410\n", "current_tracer": "nop\n"}) == {}
+    # A configured size that really changed still shows, and so does anything else.
+    assert set(verify.state_changes(before, {"buffer_size_kb": "4096\n", "current_tracer": "nop\n"})) \
+        == {"buffer_size_kb"}
+    assert set(verify.state_changes({"buffer_size_kb": "1408\n"}, {"buffer_size_kb": "1410\n"})) \
+        == {"buffer_size_kb"}
+    assert set(verify.state_changes(before, {"buffer_size_kb": "1410\n", "current_tracer": "function\n"})) \
+        == {"current_tracer"}
