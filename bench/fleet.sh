@@ -15,14 +15,10 @@
 #
 #   sudo bench/fleet.sh [TRACEKIT_BINARY] [RUNS]
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-tracekit=${1:-"$here/../.venv-test/bin/tracekit"}
-runs=${2:-5}
+. "$(dirname "$0")/common.sh"
+bench_start fleet.sh 5 "$@"
 python=/usr/bin/python3
 fleet="$python $here/../lab/fleet.py"
-[ -x "$tracekit" ] || { echo "bench/fleet.sh: no tracekit at $tracekit; pass its path" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "bench/fleet.sh: needs root" >&2; exit 2; }
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q hyperfine >/dev/null
 
 scratch=$(mktemp -d)
 cleanup() {

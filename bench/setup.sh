@@ -13,12 +13,8 @@
 #
 #   sudo bench/setup.sh [TRACEKIT_BINARY] [RUNS]
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-tracekit=${1:-"$here/../.venv-test/bin/tracekit"}
-runs=${2:-10}
-[ -x "$tracekit" ] || { echo "bench/setup.sh: no tracekit at $tracekit; pass its path" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "bench/setup.sh: needs root" >&2; exit 2; }
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q hyperfine >/dev/null
+. "$(dirname "$0")/common.sh"
+bench_start setup.sh 10 "$@"
 
 scratch=$(mktemp -d)
 holder=""

@@ -5,12 +5,8 @@
 #
 #   sudo bench/verify.sh [TRACEKIT_BINARY] [RUNS]
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-tracekit=${1:-"$here/../.venv-test/bin/tracekit"}
-runs=${2:-10}
-[ -x "$tracekit" ] || { echo "bench/verify.sh: no tracekit at $tracekit; pass its path" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "bench/verify.sh: needs root" >&2; exit 2; }
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q hyperfine >/dev/null
+. "$(dirname "$0")/common.sh"
+bench_start verify.sh 10 "$@"
 scratch=$(mktemp -d)
 mounted=""
 cleanup() { [ -z "$mounted" ] || umount /sys/kernel/tracing; rm -rf "$scratch"; }
