@@ -7,6 +7,7 @@ stderr, so ``--json`` output stays machine-clean.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -150,9 +151,9 @@ def setup(
         _run(lambda: core.validate_inventory(inventory))
     from tracekit import output
 
-    progress = output.SetupProgress()
-    result = _run(lambda: core.run(chosen, inventory=inventory, limit=limit, check=check, diff=diff,
-                                   variables=variables, on_event=progress.event))
+    with _interrupts(), output.setup_progress() as progress:
+        result = _run(lambda: core.run(chosen, inventory=inventory, limit=limit, check=check, diff=diff,
+                                       variables=variables, on_event=progress.event))
     verified = None
     if run_verify and not check and any(not h.unreachable for h in result.hosts.values()):
         verified = _verify_after_setup(inventory, limit, json_output)
@@ -172,19 +173,36 @@ def setup(
 def _verify_after_setup(inventory, limit, quiet):
     import tempfile
 
-    from tracekit import output
-    from tracekit import verify as verify_core
-
     # Artifacts of this run are not kept: the table is the evidence.
     with tempfile.TemporaryDirectory(prefix="tracekit-setup-verify-") as artifacts:
-        try:
-            if inventory is None:
-                return verify_core.run_local((), None, on_result=None if quiet else output.verify_progress)
-            return _run(lambda: verify_core.run_remote(inventory, limit, (), artifacts,
-                                                       on_event=output.SetupProgress().event))
-        except KeyboardInterrupt:
-            typer.echo("tracekit: interrupted", err=True)
-            raise typer.Exit(130)
+        return _run_verify(inventory, limit, (), None if inventory is None else artifacts, 1.0, quiet)
+
+
+def _run_verify(inventory, limit, only, artifacts, timeout_scale, quiet):
+    """The verify suite here or across the inventory, its progress on stderr
+    (with ``quiet``, no per-check lines unless stderr is a terminal)."""
+    from tracekit import output
+    from tracekit import verify as core
+
+    with _interrupts():
+        if inventory is None:
+            with output.verify_progress(len(core.select(only)), lines=not quiet) as progress:
+                return core.run_local(only, artifacts, timeout_scale, on_result=progress.result,
+                                      on_start=progress.start)
+        with output.setup_progress() as progress:
+            return _run(lambda: core.run_remote(inventory, limit, only, artifacts, timeout_scale,
+                                                on_event=progress.event))
+
+
+@contextlib.contextmanager
+def _interrupts():
+    """Ctrl-C: one line and exit 130, once the progress display inside has
+    stopped and the core has cleaned up."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo("tracekit: interrupted", err=True)
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -237,17 +255,7 @@ def verify(
     else:
         _run(lambda: setup_core.validate_inventory(inventory))
     directory = artifacts or core.default_artifacts_dir()
-    try:
-        if inventory is None:
-            result = core.run_local(chosen if checks else (), directory, timeout_scale,
-                                    on_result=None if json_output else output.verify_progress)
-        else:
-            progress = output.SetupProgress()
-            result = _run(lambda: core.run_remote(inventory, limit, chosen if checks else (), directory,
-                                                  timeout_scale, on_event=progress.event))
-    except KeyboardInterrupt:
-        typer.echo("tracekit: interrupted", err=True)
-        raise typer.Exit(130)
+    result = _run_verify(inventory, limit, chosen if checks else (), directory, timeout_scale, json_output)
     if junit:
         junit.write_text(result.junit() + "\n")
     if json_output:

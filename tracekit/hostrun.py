@@ -15,13 +15,13 @@ from tracekit.agent import verify as agent_verify
 SCHEMA = "tracekit.verify/1"
 
 
-def verify(only=(), artifacts=None, timeout_scale=1.0, on_result=None):
+def verify(only=(), artifacts=None, timeout_scale=1.0, on_result=None, on_start=None):
     """One host's verify document (schema tracekit.verify/1, per host)."""
     facts = agent_facts.collect("/")
     report = doctor.evaluate(facts)
     verdicts = {v.id: {"status": v.status, "reason": v.reason} for v in report.verdicts}
     outcome = agent_verify.run_suite(facts, verdicts, only=only, timeout_scale=timeout_scale,
-                                     artifacts=artifacts, on_result=on_result)
+                                     artifacts=artifacts, on_result=on_result, on_start=on_start)
     kernel = facts.get("kernel") or {}
     host = facts.get("host") or {}
     outcome.update({

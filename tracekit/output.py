@@ -3,7 +3,13 @@
 Imported only on the human path, so ``--json`` never pays for rich.
 """
 
+import threading
+import time
+
 from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -111,11 +117,37 @@ def err_console():
     return Console(stderr=True, highlight=False)
 
 
+def progress_is_live(console):
+    """Whether ``console`` is a terminal a person watches: a live display
+    there, one plain line per event anywhere else (CI logs, pipes, files).
+    TERM=dumb or TTY_INTERACTIVE=0 ask for the plain lines too; FORCE_COLOR
+    alone does not make a pipe a terminal."""
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return bool(console.is_interactive and isatty and isatty())
+    except ValueError:  # a closed file
+        return False
+
+
+def setup_progress(console=None):
+    """Progress of an Ansible run (setup, remote verify) on stderr: a live
+    per-host display on a terminal, the plain lines otherwise.  Use it as a
+    context manager; its ``event`` is ansible-runner's event handler."""
+    console = console or err_console()
+    return LiveSetupProgress(console) if progress_is_live(console) else SetupProgress(console)
+
+
 class SetupProgress:
     """One stderr line per task and per host result, as Ansible works."""
 
-    def __init__(self):
-        self.console = err_console()
+    def __init__(self, console=None):
+        self.console = console or err_console()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
     def event(self, event):
         data = event.get("event_data") or {}
@@ -130,6 +162,136 @@ class SetupProgress:
             style = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red",
                      "skipped": "dim"}.get(state, "")
             self.console.print(Text("  %-10s %s" % (state, data.get("host", "")), style=style))
+
+
+# Modules whose one task can run for minutes: apt downloading and installing
+# the components' packages in one transaction, or refreshing its lists.
+LONG_ACTIONS = ("apt",)
+
+
+def _clock(seconds):
+    seconds = int(max(seconds, 0))
+    return "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60) if seconds >= 3600 else \
+        "%d:%02d" % (seconds // 60, seconds % 60)
+
+
+class _HostState:
+    def __init__(self, name, now):
+        self.name, self.started, self.ended = name, now, None
+        self.spinner = Spinner("dots", style="cyan")
+        self.task, self.role, self.action, self.task_started = "", None, "", now
+        self.counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+        self.unreachable = None
+
+    @property
+    def done(self):
+        return sum(self.counts.values())
+
+    @property
+    def long_task(self):
+        return self.ended is None and self.action.rpartition(".")[2] in LONG_ACTIONS
+
+
+class LiveSetupProgress:
+    """A live display on stderr while Ansible works: per host a spinner,
+    the component (role) and task it is on, tasks done (failed ones
+    counted in red), and its time; a task that can take minutes (apt) is
+    marked as such, with its own time.  It ends with each host's line as it
+    finished: ok, failed or unreachable."""
+
+    def __init__(self, console, clock=time.monotonic, refresh_per_second=8):
+        self.console = console
+        self.clock = clock
+        self.hosts = {}
+        self.started = clock()
+        self._spinner = Spinner("dots", style="cyan")
+        self._lock = threading.Lock()
+        # Progress never goes to stdout, and stdout is not captured: data
+        # printed there stays where it belongs.
+        self.live = Live(self, console=console, refresh_per_second=refresh_per_second, transient=False,
+                         redirect_stdout=False, redirect_stderr=False)
+
+    def __enter__(self):
+        self.live.start(refresh=True)
+        return self
+
+    def __exit__(self, *exc):
+        # Also on Ctrl-C and errors: the cursor comes back and the last frame stays.
+        self.live.stop()
+        return False
+
+    def event(self, event):
+        with self._lock:
+            self._account(event)
+
+    def _account(self, event):
+        data = event.get("event_data") or {}
+        kind = event.get("event", "")
+        now = self.clock()
+        if kind == "playbook_on_stats":
+            for state in self.hosts.values():
+                if state.ended is None:
+                    state.ended = now
+            return
+        name = data.get("host")
+        if not name or not kind.startswith("runner_on_"):
+            return
+        state = self.hosts.get(name)
+        if state is None:
+            state = self.hosts[name] = _HostState(name, now)
+        if kind == "runner_on_start":
+            state.task, state.role = str(data.get("task") or ""), data.get("role")
+            state.action, state.task_started = str(data.get("resolved_action") or data.get("task_action") or ""), now
+            return
+        result = data.get("res") or {}
+        if kind == "runner_on_ok":
+            state.counts["changed" if result.get("changed") else "ok"] += 1
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            state.counts["failed"] += 1
+        elif kind == "runner_on_failed":
+            state.counts["ok"] += 1
+        elif kind == "runner_on_skipped":
+            state.counts["skipped"] += 1
+        elif kind == "runner_on_unreachable":
+            state.unreachable = " ".join(str(result.get("msg") or "unreachable").split())
+            state.ended = now
+
+    def __rich__(self):
+        with self._lock:
+            return self._render(self.clock())
+
+    def _render(self, now):
+        # The task column takes what the others leave and is cut to one line.
+        table = Table.grid(padding=(0, 1), expand=True)
+        for _ in range(4):
+            table.add_column(no_wrap=True)
+        table.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
+        if not self.hosts:
+            table.add_row(self._spinner, "", "", _clock(now - self.started), "starting Ansible")
+        for state in self.hosts.values():
+            table.add_row(*self._row(state, now))
+        return table
+
+    @staticmethod
+    def _row(state, now):
+        counts = Text("%d tasks" % state.done)
+        failed = state.counts["failed"]
+        if failed:
+            counts.append(", %d failed" % failed, style="bold red")
+        elapsed = _clock((state.ended or now) - state.started)
+        name = Text(state.name, style="bold")
+        if state.unreachable:
+            return Text("✗", style="bold red"), name, counts, elapsed, Text("unreachable: " + state.unreachable,
+                                                                             style="red")
+        if state.ended is not None:
+            return (Text("✗", style="bold red"), name, counts, elapsed, Text("failed", style="red")) if failed else \
+                (Text("✓", style="bold green"), name, counts, elapsed, Text("done", style="green"))
+        task = Text()
+        if state.long_task:
+            # First, so that a narrow terminal cuts the task's name, not this.
+            task.append("apt at work %s, can take minutes: " % _clock(now - state.task_started), style="bold yellow")
+        task.append("%s%s" % (state.role + ": " if state.role else "", state.task))
+        return state.spinner, name, counts, elapsed, task
 
 
 def print_setup(result):
@@ -166,10 +328,67 @@ def print_setup(result):
         console.print("(`tracekit doctor` on a host says why for each method)")
 
 
-def verify_progress(check, result):
+def verify_progress(total, console=None, lines=True):
+    """Progress of the local verify suite on stderr: a bar over its ``total``
+    checks on a terminal, otherwise one line per check (none when not
+    ``lines``, e.g. with --json).  Use it as a context manager; ``start`` and
+    ``result`` are the suite's callbacks."""
+    console = console or err_console()
+    if progress_is_live(console):
+        return LiveVerifyProgress(total, console)
+    return VerifyProgress(console if lines else None)
+
+
+class VerifyProgress:
     """One stderr line per check as the local suite runs."""
-    style = {"passed": "green", "failed": "red", "skipped": "dim"}.get(result.status, "")
-    err_console().print(Text("%-8s %-24s %s" % (result.status, check.id, result.detail), style=style))
+
+    def __init__(self, console):
+        self.console = console
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def start(self, check):
+        pass
+
+    def result(self, check, result):
+        if self.console is not None:
+            style = {"passed": "green", "failed": "red", "skipped": "dim"}.get(result.status, "")
+            self.console.print(Text("%-8s %-24s %s" % (result.status, check.id, result.detail), style=style))
+
+
+class LiveVerifyProgress:
+    """A bar over the suite's checks: N of M done, the check running now,
+    the counts so far, the time."""
+
+    def __init__(self, total, console):
+        self.counts = {}
+        self.progress = Progress(SpinnerColumn(style="cyan"), TextColumn("verify"), BarColumn(bar_width=24),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[counts]}"), TextColumn("{task.description}"),
+                                 console=console, transient=False, redirect_stdout=False, redirect_stderr=False)
+        self.task = self.progress.add_task("", total=total, counts="")
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        # Also on Ctrl-C: the suite has removed what it created by the time
+        # this runs; the cursor comes back and the last frame stays.
+        self.progress.stop()
+        return False
+
+    def start(self, check):
+        self.progress.update(self.task, description="%s: %s" % (check.id, check.title))
+
+    def result(self, check, result):
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        counts = ", ".join("%d %s" % (n, status) for status, n in sorted(self.counts.items()))
+        self.progress.update(self.task, advance=1, counts=counts, description="")
 
 
 def print_verify(result):

@@ -75,10 +75,10 @@ class VerifyResult:
         return ET.tostring(suites, encoding="unicode")
 
 
-def run_local(only=(), artifacts=None, timeout_scale=1.0, on_result=None):
+def run_local(only=(), artifacts=None, timeout_scale=1.0, on_result=None, on_start=None):
     """The suite on this machine, in this process (Ctrl-C stops it cleanly)."""
     target = Path(artifacts) / "localhost" if artifacts else None
-    doc = hostrun.verify(tuple(only), str(target) if target else None, timeout_scale, on_result)
+    doc = hostrun.verify(tuple(only), str(target) if target else None, timeout_scale, on_result, on_start)
     return VerifyResult({"localhost": doc}, str(artifacts) if artifacts else None)
 
 

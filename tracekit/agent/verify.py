@@ -52,8 +52,10 @@ def select(only=()):
     return [c for c in checks.CHECKS if not only or c.id in only]
 
 
-def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_result=None):
-    """Run the selected checks; returns a dict (see to_document).  Ctrl-C
+def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_result=None, on_start=None):
+    """Run the selected checks; returns a dict (see to_document).
+    ``on_start(check)`` and ``on_result(check, result)`` see each check
+    begin and end (skipped ones too).  Ctrl-C
     stops the suite between or inside checks; what was created is removed
     either way, and ``interrupted`` says so."""
     tracefs = (facts.get("tracefs") or {}).get("path") or "/sys/kernel/tracing"
@@ -62,6 +64,8 @@ def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_re
     results, interrupted = [], False
     try:
         for check in select(only):
+            if on_start:
+                on_start(check)
             reason = skip_reason(check, verdicts)
             if reason:
                 result = checks.Result(check.id, SKIPPED, reason)
