@@ -46,7 +46,11 @@ def root(
     """tracekit: doctor, setup and verify Linux tracing."""
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document (schema in docs/doctor-json.md).")]
+def _json_option(schema):
+    return Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout (schema in %s); "
+                                        "progress and errors stay on stderr." % schema)]
+
+
 # setup and verify reach the same hosts the same way.
 InventoryOption = Annotated[
     Optional[Path],
@@ -55,9 +59,15 @@ InventoryOption = Annotated[
 LimitOption = Annotated[Optional[str], typer.Option("--limit", "-l", help="Only hosts matching this pattern.")]
 
 
+ComponentsArgument = Annotated[
+    Optional[List[str]],
+    typer.Argument(metavar="[COMPONENT]...", help="Components to set up (default: all but dbgsym), e.g. debugfs perf."),
+]
+
+
 @app.command()
 def doctor(
-    json_output: JsonOption = False,
+    json_output: _json_option("docs/doctor-json.md") = False,
     require: Annotated[
         Optional[List[str]],
         typer.Option("--require", "-r", metavar="METHOD", envvar="TRACEKIT_REQUIRE",
@@ -102,8 +112,7 @@ def doctor(
     required = _run(lambda: core.validate_required(require or ()))
     report = _run(lambda: core.evaluate(_load_facts(facts_file, root_dir), required))
     if json_output:
-        json.dump(report.to_dict(__version__), sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
+        _print_json(report.to_dict(__version__))
     else:
         from tracekit import output
 
@@ -113,10 +122,7 @@ def doctor(
 
 @app.command()
 def setup(
-    components: Annotated[
-        Optional[List[str]],
-        typer.Argument(metavar="[COMPONENT]...", help="Components to set up (default: all), e.g. debugfs perf."),
-    ] = None,
+    components: ComponentsArgument = None,
     inventory: InventoryOption = None,
     limit: LimitOption = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; change nothing.")] = False,
@@ -125,7 +131,7 @@ def setup(
         Optional[List[str]],
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable override (VALUE may be JSON); repeatable."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (progress on stderr).")] = False,
+    json_output: _json_option("docs/json.md") = False,
     run_verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="End with `tracekit verify` on the same hosts (not with --check).")
     ] = True,
@@ -136,11 +142,23 @@ def setup(
     then `tracekit verify` on the same hosts: what was installed is proven
     by a real trace per tool.
 
+    Progress goes to stderr: a live line per host on a terminal (the task it
+    is on, tasks done, time; apt's long install marked as such), one line
+    per task and host result otherwise.  The summary goes to stdout.
+
     \b
     Examples:
       sudo tracekit setup
       sudo tracekit setup debugfs --check --diff
       tracekit setup -i hosts.ini --limit web --var tracekit_debugfs_persist=false
+      tracekit setup -i hosts.ini --json > setup.json
+
+    \b
+    Exit codes:
+      0  every host succeeded (and verify found nothing failing)
+      1  a component failed on some host, a host was unreachable, or verify failed
+      2  usage error: unknown component, bad --var or inventory, not root
+      130  interrupted
     """
     from tracekit import setup as core
 
@@ -160,8 +178,7 @@ def setup(
     if json_output:
         document = result.to_dict()
         document["verify"] = verified.to_dict() if verified else None
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(document)
     else:
         output.print_setup(result)
         if verified:
@@ -213,7 +230,7 @@ def verify(
     ] = None,
     inventory: InventoryOption = None,
     limit: LimitOption = None,
-    json_output: JsonOption = False,
+    json_output: _json_option("docs/json.md") = False,
     junit: Annotated[
         Optional[Path], typer.Option("--junit", metavar="FILE", help="Also write the results as JUnit XML.")
     ] = None,
@@ -236,20 +253,30 @@ def verify(
     tracefs instances of their own; everything is removed again, also on
     Ctrl-C, and the global tracing state is compared before and after.
 
+    Progress goes to stderr: on a terminal a bar over the checks (or a live
+    line per host with -i), otherwise one line per check (none with --json).
+
     \b
     Examples:
       sudo tracekit verify
       sudo tracekit verify uprobe perf.flamegraph --artifacts /tmp/tk
       tracekit verify -i hosts.ini --junit verify.xml
+      sudo tracekit verify --json | jq '.hosts[].results[] | select(.status == "failed")'
+
     \b
-    Exit codes: 0 nothing failed (skips allowed), 1 a check failed or a host
-    was unreachable, 2 usage error, 130 interrupted.
+    Exit codes:
+      0  nothing failed (skips allowed)
+      1  a check failed, the tracing state changed, or a host was unreachable
+      2  usage error: unknown check, bad inventory or --junit path, not root
+      130  interrupted (everything the suite created was removed)
     """
     from tracekit import output
     from tracekit import setup as setup_core
     from tracekit import verify as core
 
     chosen = _run(lambda: core.select(checks or []))
+    if junit and not junit.parent.is_dir():
+        _fail(UsageError("--junit %s: %s is not a directory" % (junit, junit.parent)))
     if inventory is None:
         _run(lambda: setup_core.require_privileges(None))
     else:
@@ -257,10 +284,9 @@ def verify(
     directory = artifacts or core.default_artifacts_dir()
     result = _run_verify(inventory, limit, chosen if checks else (), directory, timeout_scale, json_output)
     if junit:
-        junit.write_text(result.junit() + "\n")
+        _run(lambda: _write(junit, result.junit() + "\n"))
     if json_output:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(result.to_dict())
     else:
         output.print_verify(result)
     raise typer.Exit(result.exit_code)
@@ -269,26 +295,41 @@ def verify(
 @app.command()
 def render(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="Empty or new directory to write into.")],
-    components: Annotated[
-        Optional[List[str]], typer.Argument(metavar="[COMPONENT]...", help="Components (default: all).")
-    ] = None,
+    components: ComponentsArgument = None,
     var: Annotated[
         Optional[List[str]],
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable written to vars.yml; repeatable."),
     ] = None,
+    json_output: _json_option("docs/json.md") = False,
 ):
     """Write a standalone playbook, its vars and roles for plain ansible-playbook.
 
+    DIR gets tracekit.yml (the play `tracekit setup` runs, without its
+    doctor and verify steps), vars.yml, an ansible.cfg that finds the roles,
+    and roles/.  Prints the playbook's path, or with --json what was
+    written, for which components, with which variables.
+
     \b
-    Example:
+    Examples:
       tracekit render ./tracing && cd tracing && ansible-playbook -i hosts tracekit.yml -e @vars.yml
+      tracekit render ./tracing perf bpftrace --var tracekit_debugfs_persist=false
+      tracekit render ./tracing --json | jq -r .playbook
+
+    \b
+    Exit codes:
+      0  written
+      1  writing failed part-way (the message names what)
+      2  usage error: unknown component, bad --var, DIR not empty or not usable
     """
     from tracekit import setup as core
 
     chosen = _run(lambda: core.select_components(components or []))
     variables = _run(lambda: core.parse_vars(var or []))
-    playbook = _run(lambda: core.render(directory, chosen, variables))
-    typer.echo(str(playbook))
+    rendered = _run(lambda: core.render(directory, chosen, variables))
+    if json_output:
+        _print_json(rendered.to_dict())
+    else:
+        typer.echo(str(rendered.playbook))
 
 
 def _load_facts(facts_file, root_dir):
@@ -314,15 +355,33 @@ def _load_facts(facts_file, root_dir):
     return agent_facts.collect("/")
 
 
+def _write(path, text):
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise TracekitError("writing %s failed: %s" % (path, exc.strerror or exc))
+
+
+def _print_json(document):
+    """The whole document or nothing: it is made before anything is written."""
+    text = json.dumps(document, indent=2) + "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def _run(fn):
     """Call the core; turn the domain's exceptions into one line and an exit code."""
     try:
         return fn()
     except TracekitError as exc:
-        typer.echo("tracekit: error: %s" % exc, err=True)
-        if exc.hint:
-            typer.echo("hint: %s" % exc.hint, err=True)
-        raise typer.Exit(exc.exit_code)
+        _fail(exc)
+
+
+def _fail(exc):
+    typer.echo("tracekit: error: %s" % exc, err=True)
+    if exc.hint:
+        typer.echo("hint: %s" % exc.hint, err=True)
+    raise typer.Exit(exc.exit_code)
 
 
 def main():

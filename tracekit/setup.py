@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tracekit import remote
 from tracekit.doctor import COMPONENTS
-from tracekit.errors import UsageError
+from tracekit.errors import TracekitError, UsageError
 from tracekit.paths import provision_dir
 
 # The local connection must use a Python that has apt's bindings (the apt
@@ -174,17 +174,52 @@ def build_playbook(components, doctor_agent=None):
     }]
 
 
+@dataclass
+class Rendered:
+    """What `tracekit render` wrote."""
+    directory: Path
+    components: list
+    variables: dict
+    roles: list
+
+    @property
+    def playbook(self):
+        return self.directory / "tracekit.yml"
+
+    @property
+    def written(self):
+        return [self.playbook, self.directory / "vars.yml", self.directory / "ansible.cfg", self.directory / "roles"]
+
+    def to_dict(self):
+        return {"schema": "tracekit.render/1", "directory": str(self.directory), "playbook": str(self.playbook),
+                "written": [str(p) for p in self.written], "components": list(self.components),
+                "roles": list(self.roles), "vars": self.variables}
+
+
 def render(directory, components, variables=None):
-    """Write a standalone playbook a fleet can run with plain ansible-playbook."""
+    """Write a standalone playbook a fleet can run with plain ansible-playbook;
+    returns a Rendered.  A DIR that cannot be used is a usage error; a write
+    that fails half-way is an error that names what failed."""
     target = Path(directory)
-    if target.exists() and any(target.iterdir()):
-        raise UsageError("%s is not empty" % target)
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(provision_dir() / "roles", target / "roles")
-    (target / "tracekit.yml").write_text(_yaml(build_playbook(components)))
-    (target / "vars.yml").write_text(_yaml(variables or {}))
-    (target / "ansible.cfg").write_text("[defaults]\nroles_path = ./roles\n")
-    return target / "tracekit.yml"
+    try:
+        if target.exists() and not target.is_dir():
+            raise UsageError("%s is not a directory" % target)
+        if target.exists() and any(target.iterdir()):
+            raise UsageError("%s is not empty" % target)
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("%s: %s" % (target, exc.strerror or exc))
+    roles = provision_dir() / "roles"
+    rendered = Rendered(target.resolve(), list(components), dict(variables or {}),
+                        sorted(p.name for p in roles.iterdir() if p.is_dir()))
+    try:
+        shutil.copytree(roles, target / "roles")
+        (target / "tracekit.yml").write_text(_yaml(build_playbook(components)))
+        (target / "vars.yml").write_text(_yaml(rendered.variables))
+        (target / "ansible.cfg").write_text("[defaults]\nroles_path = ./roles\n")
+    except OSError as exc:
+        raise TracekitError("writing %s failed: %s" % (target, exc.strerror or exc))
+    return rendered
 
 
 def _yaml(data):

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import shutil
 
 import jsonschema
@@ -146,3 +147,25 @@ def test_absent_tracefs_and_unknown_distribution(tmp_path, data_dir):
     # Headers cannot be installed for a kernel of an unknown distribution.
     assert methods["bcc"]["status"] in ("missing", "unavailable")
     assert "Traceback" not in result.stderr
+
+
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+
+
+def test_every_command_is_covered_by_the_help_test():
+    assert {"doctor", "setup", "verify", "render"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_reads_like_a_man_page_with_examples_and_exit_codes(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    examples = text.index("Examples:")
+    codes = text.index("Exit codes:")
+    assert examples < codes
+    # Each example is a tracekit command line; each exit code a number and its meaning.
+    assert "tracekit %s" % command in text[examples:codes]
+    listed = [m.group(1) for m in re.finditer(r"^ +(\d+) ", text[codes:], re.M)]
+    assert listed[:3] == ["0", "1", "2"], text[codes:]
+    assert "\x1b[" not in text, "plain text, no colour codes"

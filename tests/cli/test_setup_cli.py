@@ -1,12 +1,17 @@
 """`tracekit setup` and `tracekit render` at the edge: bad input, rendering."""
 
+import json
 import os
 import subprocess
 import sys
 
+import jsonschema
+import pytest
 from typer.testing import CliRunner
 
+from tracekit import setup
 from tracekit.cli import app
+from tracekit.paths import provision_dir, schema_file
 
 
 def invoke(*args):
@@ -69,3 +74,45 @@ def test_unknown_check_is_a_usage_error():
 
 def test_verify_missing_inventory(tmp_path):
     one_line_error(invoke("verify", "-i", str(tmp_path / "nope.ini")), "no such file")
+
+
+def test_render_json_says_what_was_written(tmp_path):
+    out = tmp_path / "tracing"
+    result = invoke("render", str(out), "bcc", "--var", "tracekit_debugfs_persist=false", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, json.loads(schema_file("render.schema.json").read_text()))
+    assert document["directory"] == str(out.resolve())
+    assert document["playbook"] == str(out.resolve() / "tracekit.yml")
+    assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in document["written"])
+    assert all(os.path.dirname(p) == document["directory"] for p in document["written"])
+    # What the named component needs comes along, as setup would run it.
+    assert document["components"] == setup.select_components(["bcc"])
+    assert document["roles"] == sorted(os.listdir(out / "roles")) == sorted(os.listdir(provision_dir() / "roles"))
+    assert document["vars"] == {"tracekit_debugfs_persist": False}
+    assert "false" in (out / "vars.yml").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["render", "{tmp}/keep", "--json"], "is not empty"),
+    (["render", "{tmp}/keep/file.txt", "--json"], "is not a directory"),
+    (["render", "/proc/tracekit-nonexistent/out", "--json"], "/proc/tracekit-nonexistent/out: "),
+    (["render", "{tmp}/new", "bogus", "--json"], "unknown component bogus"),
+    (["render", "{tmp}/new", "--var", "oops", "--json"], "expected KEY=VALUE"),
+    (["setup", "bogus", "--json"], "unknown component bogus"),
+    (["setup", "--var", "oops", "--json"], "expected KEY=VALUE"),
+    (["setup", "-i", "{tmp}/nope.ini", "--json"], "no such file"),
+    (["verify", "bogus", "--json"], "unknown check bogus"),
+    (["verify", "-i", "{tmp}/nope.ini", "--json"], "no such file"),
+    (["verify", "--junit", "{tmp}/no/such/dir/junit.xml", "--json"], "is not a directory"),
+])
+def test_errors_with_json_are_one_line_on_stderr_and_nothing_on_stdout(tmp_path, args, message):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep/file.txt").write_text("mine")
+    result = invoke(*(a.format(tmp=tmp_path) for a in args))
+    assert result.stdout == ""
+    one_line_error(result, message)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "keep/file.txt").read_text() == "mine"

@@ -2,19 +2,27 @@
 skipped is derived from `tracekit doctor`'s report, and the global tracing
 state is the same afterwards, also when the suite is interrupted."""
 
+import fcntl
 import json
 import os
+import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 import xml.etree.ElementTree as ET
 
+import jsonschema
 import pytest
 
 from tracekit.agent import checks
+from tracekit.paths import schema_file
 
 TRACEKIT = [sys.executable, "-m", "tracekit"]
+SCHEMA = json.loads(schema_file("verify.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,53 @@ def test_passes_what_doctor_calls_possible_and_skips_the_rest_with_its_reason(ve
             assert result["status"] == "passed", result
             assert result["evidence"], "a pass must show what it saw: %s" % result
     assert proc.returncode == 0 and document["exit_code"] == 0, proc.stderr
+
+
+def test_json_has_the_documented_shape_and_progress_stays_off_stdout(verified):
+    proc, document, _, _, _, _ = verified
+    jsonschema.validate(document, SCHEMA)
+    # --json without a terminal: no per-check lines either.
+    assert proc.stderr == "", proc.stderr
+
+
+def test_on_a_terminal_the_bar_goes_to_stderr_and_stdout_stays_json(tracefs, tmp_path):
+    """stderr on a real terminal (a pty), stdout a pipe: a bar over the
+    checks on the terminal, the document alone on stdout."""
+    before = checks.snapshot_tracing_state(tracefs)
+    only = ["tracepoint", "uprobe", "kprobe"]
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("TTY_INTERACTIVE", "TTY_COMPATIBLE", "NO_COLOR")}
+    env["TERM"] = "xterm"
+    proc = subprocess.Popen(TRACEKIT + ["verify", "--json", "--artifacts", str(tmp_path)] + only,
+                            stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    screen = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the last writer is gone
+                return
+            if not chunk:
+                return
+            screen.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    out, _ = proc.communicate(timeout=300)
+    reader.join(timeout=30)
+    os.close(leader)
+    raw = b"".join(screen).decode("utf-8", "replace")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    document = json.loads(out)
+    jsonschema.validate(document, SCHEMA)
+    assert [r["id"] for r in document["hosts"]["localhost"]["results"]] == [c.id for c in checks.CHECKS if c.id in only]
+    assert proc.returncode == document["exit_code"]
+    assert "3/3" in text and "verify" in text, text
+    assert raw.rstrip().endswith("\x1b[?25h"), "the cursor is shown again: %r" % raw[-200:]
+    assert checks.snapshot_tracing_state(tracefs) == before
 
 
 def test_global_tracing_state_is_unchanged(verified):

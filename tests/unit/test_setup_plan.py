@@ -81,3 +81,27 @@ def test_packages_of_all_package_components_go_in_one_step_after_the_sources():
     assert steps[1]["block"][0]["vars"] == {"tracekit_ddebs_install_client": False}
     assert steps[2]["tags"] == ["headers", "perf", "bpftrace"]
     assert play["tasks"][0]["name"].startswith("Preflight | tracekit sets up Ubuntu and Debian")
+
+
+def test_summary_of_a_recorded_run_has_the_documented_shape(data_dir):
+    """setup's --json document, made from the events of a real run
+    (tests/data/ansible-events/setup.json: alpha fine, beta's debugfs
+    failing, gamma unreachable), validates against its schema."""
+    import json
+
+    import jsonschema
+
+    from tracekit.paths import schema_file
+
+    hosts, current = {}, {"component": "-"}
+    for event in json.loads((data_dir / "ansible-events/setup.json").read_text()):
+        setup._account(hosts, event, current)
+    # ansible-runner's status and rc of that run.
+    document = setup.SetupResult("failed", 2, hosts).to_dict()
+    document["verify"] = None
+    jsonschema.validate(document, json.loads(schema_file("setup.schema.json").read_text()))
+    assert sorted(document["hosts"]) == ["alpha", "beta", "gamma"]
+    assert document["hosts"]["gamma"]["unreachable"] is True
+    assert [f["component"] for f in document["hosts"]["beta"]["failures"]] == ["debugfs", "-"]
+    assert {"debugfs", "packages", "bpftrace"} <= set(document["hosts"]["alpha"]["components"])
+    assert document["hosts"]["alpha"]["failures"] == []
