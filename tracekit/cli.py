@@ -59,9 +59,27 @@ InventoryOption = Annotated[
 LimitOption = Annotated[Optional[str], typer.Option("--limit", "-l", help="Only hosts matching this pattern.")]
 
 
+# Shell completion offers exactly what the commands accept: the names come
+# from the registries they validate against (the roles setup has, the checks
+# verify runs), minus those already on the command line.
+def _complete_components(ctx, incomplete):
+    from tracekit import setup as core
+
+    given = ctx.params.get("components") or ()
+    return [c for c in core.available_components() if c.startswith(incomplete) and c not in given]
+
+
+def _complete_checks(ctx, incomplete):
+    from tracekit import verify as core
+
+    given = ctx.params.get("checks") or ()
+    return [(c.id, c.title) for c in core.available_checks() if c.id.startswith(incomplete) and c.id not in given]
+
+
 ComponentsArgument = Annotated[
     Optional[List[str]],
-    typer.Argument(metavar="[COMPONENT]...", help="Components to set up (default: all but dbgsym), e.g. debugfs perf."),
+    typer.Argument(metavar="[COMPONENT]...", autocompletion=_complete_components,
+                   help="Components to set up (default: all but dbgsym), e.g. debugfs perf."),
 ]
 
 
@@ -226,7 +244,8 @@ def _interrupts():
 def verify(
     checks: Annotated[
         Optional[List[str]],
-        typer.Argument(metavar="[CHECK]...", help="Checks to run (default: all), e.g. uprobe perf.flamegraph."),
+        typer.Argument(metavar="[CHECK]...", autocompletion=_complete_checks,
+                       help="Checks to run (default: all), e.g. uprobe perf.flamegraph."),
     ] = None,
     inventory: InventoryOption = None,
     limit: LimitOption = None,
@@ -385,4 +404,6 @@ def _fail(exc):
 
 
 def main():
-    app()
+    # One name however it was started (`python -m tracekit` too): usage
+    # lines and shell completion's _TRACEKIT_COMPLETE variable depend on it.
+    app(prog_name="tracekit")

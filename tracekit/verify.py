@@ -21,6 +21,11 @@ from tracekit.errors import TracekitError, UsageError
 VERIFY_TASK = "Verify | run the smoke checks"
 
 
+def available_checks():
+    """Every check, in the order the suite runs them (what select() accepts)."""
+    return agent_verify.select(())
+
+
 def select(only):
     try:
         return [c.id for c in agent_verify.select(tuple(only))]
