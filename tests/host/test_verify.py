@@ -63,44 +63,91 @@ def test_json_has_the_documented_shape_and_progress_stays_off_stdout(verified):
     assert proc.stderr == "", proc.stderr
 
 
-def test_on_a_terminal_the_bar_goes_to_stderr_and_stdout_stays_json(tracefs, tmp_path):
-    """stderr on a real terminal (a pty), stdout a pipe: a bar over the
-    checks on the terminal, the document alone on stdout."""
-    before = checks.snapshot_tracing_state(tracefs)
-    only = ["tracepoint", "uprobe", "kprobe"]
-    leader, follower = os.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("TTY_INTERACTIVE", "TTY_COMPATIBLE", "NO_COLOR")}
-    env["TERM"] = "xterm"
-    proc = subprocess.Popen(TRACEKIT + ["verify", "--json", "--artifacts", str(tmp_path)] + only,
-                            stdout=subprocess.PIPE, stderr=follower, env=env)
-    os.close(follower)
-    screen = []
+class Terminal:
+    """tracekit with its stderr on a real terminal (a pty, 120 columns) and
+    stdout a pipe; ``screen`` is what the terminal got, escapes removed."""
 
-    def drain():
+    def __init__(self, argv):
+        self.leader, follower = os.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k not in ("TTY_INTERACTIVE", "TTY_COMPATIBLE", "NO_COLOR")}
+        env["TERM"] = "xterm"
+        self.proc = subprocess.Popen(TRACEKIT + argv, stdout=subprocess.PIPE, stderr=follower, env=env)
+        os.close(follower)
+        self.chunks = []
+        self.reader = threading.Thread(target=self._drain)
+        self.reader.start()
+
+    def _drain(self):
         while True:
             try:
-                chunk = os.read(leader, 4096)
+                chunk = os.read(self.leader, 4096)
             except OSError:  # EIO: the last writer is gone
                 return
             if not chunk:
                 return
-            screen.append(chunk)
+            self.chunks.append(chunk)
 
-    reader = threading.Thread(target=drain)
-    reader.start()
-    out, _ = proc.communicate(timeout=300)
-    reader.join(timeout=30)
-    os.close(leader)
-    raw = b"".join(screen).decode("utf-8", "replace")
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    @property
+    def raw(self):
+        return b"".join(self.chunks).decode("utf-8", "replace")
+
+    @property
+    def screen(self):
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.raw)
+
+    def wait_for(self, text, seconds=300):
+        deadline = time.monotonic() + seconds
+        while text not in self.screen and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text in self.screen
+
+    def finish(self):
+        out, _ = self.proc.communicate(timeout=300)
+        self.reader.join(timeout=30)
+        os.close(self.leader)
+        return out.decode()
+
+
+def global_settings(tracefs):
+    """The tracing state without any tracekit run's probes and instances:
+    other runs on this shared kernel (the fleet tier's hosts, other
+    checkouts' tests) come and go meanwhile.  The run's own leftovers are
+    judged by the run itself (state_changed, against its own token)."""
+    return checks.without_other_runs(checks.snapshot_tracing_state(tracefs), token="")
+
+
+def test_on_a_terminal_the_bar_goes_to_stderr_and_stdout_stays_json(tracefs, tmp_path):
+    before = global_settings(tracefs)
+    only = ["tracepoint", "uprobe", "kprobe"]
+    terminal = Terminal(["verify", "--json", "--artifacts", str(tmp_path)] + only)
+    out = terminal.finish()
     document = json.loads(out)
     jsonschema.validate(document, SCHEMA)
-    assert [r["id"] for r in document["hosts"]["localhost"]["results"]] == [c.id for c in checks.CHECKS if c.id in only]
-    assert proc.returncode == document["exit_code"]
-    assert "3/3" in text and "verify" in text, text
-    assert raw.rstrip().endswith("\x1b[?25h"), "the cursor is shown again: %r" % raw[-200:]
-    assert checks.snapshot_tracing_state(tracefs) == before
+    assert [r["id"] for r in document["hosts"]["localhost"]["results"]] == [c.id for c in checks.CHECKS
+                                                                            if c.id in only]
+    assert terminal.proc.returncode == document["exit_code"]
+    assert document["hosts"]["localhost"]["state_changed"] == {}
+    assert "3/3" in terminal.screen and "verify" in terminal.screen, terminal.screen
+    assert terminal.raw.rstrip().endswith("\x1b[?25h"), "the cursor is shown again: %r" % terminal.raw[-200:]
+    assert global_settings(tracefs) == before
+
+
+def test_ctrl_c_on_a_terminal_stops_the_bar_and_cleans_up(tracefs, tmp_path):
+    before = global_settings(tracefs)
+    terminal = Terminal(["verify", "--json", "--artifacts", str(tmp_path)])
+    # The bar names the check that runs: interrupt inside the uretprobe check.
+    assert terminal.wait_for("uretprobe: "), terminal.screen
+    terminal.proc.send_signal(signal.SIGINT)
+    document = json.loads(terminal.finish())
+    jsonschema.validate(document, SCHEMA)
+    host = document["hosts"]["localhost"]
+    assert terminal.proc.returncode == document["exit_code"] == 130, terminal.screen
+    assert host["interrupted"] is True and host["state_changed"] == {}
+    assert len(host["results"]) < len(checks.CHECKS), "stopped within the suite"
+    assert terminal.raw.rstrip().endswith("\x1b[?25h"), "the cursor is shown again: %r" % terminal.raw[-200:]
+    assert "Traceback" not in terminal.screen
+    assert global_settings(tracefs) == before
 
 
 def test_global_tracing_state_is_unchanged(verified):
