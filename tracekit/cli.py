@@ -51,6 +51,10 @@ def _json_option(schema):
                                         "progress and errors stay on stderr." % schema)]
 
 
+JsonOption = _json_option("docs/json.md")
+DoctorJsonOption = _json_option("docs/doctor-json.md")
+
+
 # setup and verify reach the same hosts the same way.
 InventoryOption = Annotated[
     Optional[Path],
@@ -85,7 +89,7 @@ ComponentsArgument = Annotated[
 
 @app.command()
 def doctor(
-    json_output: _json_option("docs/doctor-json.md") = False,
+    json_output: DoctorJsonOption = False,
     require: Annotated[
         Optional[List[str]],
         typer.Option("--require", "-r", metavar="METHOD", envvar="TRACEKIT_REQUIRE",
@@ -149,7 +153,7 @@ def setup(
         Optional[List[str]],
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable override (VALUE may be JSON); repeatable."),
     ] = None,
-    json_output: _json_option("docs/json.md") = False,
+    json_output: JsonOption = False,
     run_verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="End with `tracekit verify` on the same hosts (not with --check).")
     ] = True,
@@ -249,7 +253,7 @@ def verify(
     ] = None,
     inventory: InventoryOption = None,
     limit: LimitOption = None,
-    json_output: _json_option("docs/json.md") = False,
+    json_output: JsonOption = False,
     junit: Annotated[
         Optional[Path], typer.Option("--junit", metavar="FILE", help="Also write the results as JUnit XML.")
     ] = None,
@@ -319,7 +323,7 @@ def render(
         Optional[List[str]],
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable written to vars.yml; repeatable."),
     ] = None,
-    json_output: _json_option("docs/json.md") = False,
+    json_output: JsonOption = False,
 ):
     """Write a standalone playbook, its vars and roles for plain ansible-playbook.
 
