@@ -139,12 +139,13 @@ class Context:
         try:
             yield path
         finally:
-            # Only files the instance has (tracefs makes them; writing must not create one).
-            for name, value in (("events/enable", "0"), ("current_tracer", "nop")):
-                if os.path.exists(os.path.join(path, name)):
-                    with contextlib.suppress(OSError):
-                        write(os.path.join(path, name), value)
-            _rmdir_retry(path)
+            with sigint_deferred():
+                # Only files the instance has (tracefs makes them; writing must not create one).
+                for name, value in (("events/enable", "0"), ("current_tracer", "nop")):
+                    if os.path.exists(os.path.join(path, name)):
+                        with contextlib.suppress(OSError):
+                            write(os.path.join(path, name), value)
+                _rmdir_retry(path)
 
     @contextlib.contextmanager
     def dynamic_event(self, kind, definition, name):
@@ -233,17 +234,137 @@ def run(argv, timeout=30, check=True, cwd=None):
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
     if proc.returncode < 0 or (check and proc.returncode != 0):
-        who = os.path.basename(argv[0])
-        if proc.returncode < 0 and "--" in argv[:-1]:
-            # perf ends with the fatal signal of the program it ran: either crashed.
-            who = "%s or the program it ran (%s)" % (who, os.path.basename(argv[argv.index("--") + 1]))
-        raise CheckFailed("%s %s: %s" % (who, exit_text(proc.returncode), _tail(proc.stdout)))
+        raise failed_command(argv, proc.returncode, proc.stdout)
     return proc.stdout
+
+
+def failed_command(argv, returncode, output, program=None):
+    """CheckFailed saying how ``argv`` ended, with its last output lines."""
+    who = os.path.basename(argv[0])
+    if returncode < 0 and "--" in argv[:-1]:
+        # perf ends with the fatal signal of the program it ran: either crashed.
+        program = program or os.path.basename(argv[argv.index("--") + 1])
+        who = "%s or the program it ran (%s)" % (who, program)
+    return CheckFailed("%s %s: %s" % (who, exit_text(returncode), _tail(output)))
 
 
 def _tail(text, lines=3):
     kept = [line.strip() for line in (text or "").strip().splitlines() if line.strip()][-lines:]
     return " | ".join(kept) or "(no output)"
+
+
+# -- recordings: a tracer running a command ------------------------------------------------
+# The perf checks and tracekit's workflow commands (tracekit/workflows.py) run
+# their tools through these: a check on its own probe target, output captured
+# and a deadline; a workflow on the person's command, whose output goes to
+# our stderr as it comes and which Ctrl-C may end.
+class Recorded:
+    """How a recording command ended: its exit status (perf record's is its
+    workload's), what it printed (None when it went to the terminal), and
+    whether Ctrl-C ended it."""
+
+    def __init__(self, argv, returncode, output=None, interrupted=False, program=None):
+        self.argv, self.returncode, self.output = argv, returncode, output
+        self.interrupted, self.program = interrupted, program
+
+    def check(self):
+        """CheckFailed, as run() says it, unless the command exited 0."""
+        if self.returncode != 0:
+            raise failed_command(self.argv, self.returncode, self.output, self.program)
+        return self
+
+
+def start(argv, passthrough=False):
+    """Start ``argv``: output captured (stdout and stderr merged, C locale, no
+    stdin), or passed through to our stderr with our stdin and environment."""
+    try:
+        if passthrough:
+            return subprocess.Popen(argv, stdout=2, stderr=2)
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, LC_ALL="C"), universal_newlines=True)
+    except FileNotFoundError:
+        raise CheckFailed("%s: not found" % argv[0])
+
+
+def finish(proc, argv, timeout=60, check=True, interruptible=False, program=None):
+    """Wait for a started recording; a Recorded.  Ctrl-C ends it the way the
+    terminal does (SIGINT: perf stops its workload and writes what it
+    recorded); with ``interruptible`` that is the recording's normal end,
+    else KeyboardInterrupt goes on once it has ended.  A deadline, or any
+    other exception, ends it the same way before going on."""
+    interrupted = False
+    try:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except KeyboardInterrupt:
+            out = _end(proc)
+            if not interruptible:
+                raise
+            interrupted = True
+        except subprocess.TimeoutExpired as exc:
+            _end(proc, grace=0)
+            raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
+    except BaseException:
+        _end(proc, grace=0)
+        raise
+    recorded = Recorded(argv, proc.returncode, out, interrupted, program)
+    return recorded.check() if check else recorded
+
+
+def record(argv, timeout=60, check=True, passthrough=False, interruptible=False, program=None):
+    """Run a recording command to its end (see start and finish)."""
+    return finish(start(argv, passthrough), argv, timeout, check, interruptible, program)
+
+
+def _end(proc, grace=1.0):
+    """End a recording: wait ``grace`` seconds (it may have had the terminal's
+    SIGINT already), then SIGINT, then SIGKILL after 10 s; its last output."""
+    for sig, wait in ((None, grace), (signal.SIGINT, 10), (signal.SIGKILL, None)):
+        if proc.poll() is not None:
+            break
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.communicate(timeout=wait)[0]
+    with contextlib.suppress(ValueError, OSError):
+        return proc.communicate()[0]
+    return None
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Ctrl-C waits until the block (removing what a trace created) is done."""
+    seen = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    except ValueError:  # not the main thread: signals go elsewhere anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if seen:
+        raise KeyboardInterrupt
+
+
+# Shell prologues for a traced command: write its pid where we can read it
+# (perf runs it, so it is perf's child, not ours), or stop it until its
+# tracing is set up (SIGCONT starts it).  Both keep the pid: `exec`.
+PID_REPORTING = 'echo $$ > "$0" && exec "$@"'
+STOPPED_START = 'kill -STOP $$ && exec "$@"'
+
+
+def start_stopped(argv):
+    """Start ``argv`` stopped before its exec (so a pid filter can be set
+    first), output passed through; resume with os.kill(pid, SIGCONT)."""
+    proc = start(["/bin/sh", "-c", STOPPED_START, "sh"] + list(argv), passthrough=True)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        proc.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        raise CheckFailed("%s did not start: its shell %s" % (argv[0], exit_text(proc.returncode)))
+    return proc
 
 
 def open_marker(path, times=3):
@@ -403,42 +524,52 @@ def check_function(ctx):
 def check_function_graph(ctx):
     fn = kernel_open_function()
     marker = ctx.marker()
-    with ctx.instance() as inst:
-        tracers = read(os.path.join(inst, "available_tracers")).split()
-        if "function_graph" not in tracers:
-            global_tracers = read(os.path.join(ctx.tracefs, "available_tracers")).split()
-            if "function_graph" not in global_tracers:
-                try:
-                    write(os.path.join(inst, "current_tracer"), "function_graph")
-                except OSError as exc:
-                    raise CheckFailed("function_graph tracer: %s" % exc.strerror)
-                raise CheckFailed("function_graph is not an available tracer")
-    if "function_graph" in tracers:
-        with ctx.instance() as inst:
-            return _graph_trace(inst, fn, marker)
-    # Instances on some kernels (6.8) offer no function_graph: borrow the
-    # global tracer, but only when nobody else is using it.
-    with borrowed_global_tracer(ctx.tracefs) as root:
-        return _graph_trace(root, fn, marker)
-
-
-def _graph_trace(tracefs_dir, fn, marker):
-    try:
-        write(os.path.join(tracefs_dir, "set_graph_function"), fn)
-        write(os.path.join(tracefs_dir, "set_ftrace_pid"), str(os.getpid()))
-        write(os.path.join(tracefs_dir, "options/funcgraph-proc"), "1")
-        write(os.path.join(tracefs_dir, "current_tracer"), "function_graph")
-    except OSError as exc:
-        raise CheckFailed("setting up function_graph: %s" % exc.strerror)
-    open_marker(marker)
-    calls, lines = outputs.parse_function_graph(read(os.path.join(tracefs_dir, "trace")), fn)
+    trace = function_graph(ctx, fn, os.getpid(), lambda: open_marker(marker))
+    calls, lines = outputs.parse_function_graph(trace, fn)
     if not calls:
         raise CheckFailed("function_graph recorded no %s call tree" % fn)
     return "function_graph: %d %s call trees" % (len(calls), fn), lines[:8]
 
 
+def function_graph(ctx, fn, pid, traced, follow_forks=False):
+    """The function_graph trace (the ``trace`` file's text, funcgraph-proc
+    column on) of the calls of kernel function ``fn`` by ``pid`` (and, with
+    ``follow_forks``, by the children it starts) while ``traced()`` runs.
+    The `tracekit funcgraph` command and the function_graph check."""
+    settings = [("set_graph_function", fn), ("set_ftrace_pid", str(pid)), ("options/funcgraph-proc", "1")]
+    if follow_forks:
+        settings.append(("options/function-fork", "1"))
+    with function_graph_tracer(ctx) as tracefs_dir:
+        for name, value in settings + [("current_tracer", "function_graph")]:
+            try:
+                write(os.path.join(tracefs_dir, name), value)
+            except OSError as exc:
+                raise CheckFailed("setting up function_graph: writing %s to %s: %s" % (value, name, exc.strerror))
+        traced()
+        return read(os.path.join(tracefs_dir, "trace"))
+
+
+@contextlib.contextmanager
+def function_graph_tracer(ctx):
+    """A tracefs directory whose function_graph tracer is ours: a private
+    instance, or where instances offer none (6.8) the global tracer,
+    borrowed only while nobody else uses it and restored afterwards."""
+    with ctx.instance() as inst:
+        if "function_graph" in read(os.path.join(inst, "available_tracers")).split():
+            yield inst
+            return
+        if "function_graph" not in read(os.path.join(ctx.tracefs, "available_tracers")).split():
+            try:
+                write(os.path.join(inst, "current_tracer"), "function_graph")
+            except OSError as exc:
+                raise CheckFailed("function_graph tracer: %s" % exc.strerror)
+            raise CheckFailed("function_graph is not an available tracer")
+    with borrowed_global_tracer(ctx.tracefs) as root:
+        yield root
+
+
 GLOBAL_SETTINGS = ("current_tracer", "set_graph_function", "set_ftrace_pid", "options/funcgraph-proc",
-                   "tracing_on")
+                   "options/function-fork", "tracing_on")
 
 
 @contextlib.contextmanager
@@ -456,21 +587,26 @@ def borrowed_global_tracer(tracefs):
     try:
         yield tracefs
     finally:
-        write(os.path.join(tracefs, "current_tracer"), "nop")
-        for name in ("set_graph_function", "set_ftrace_pid"):
-            text = saved.get(name, "")
-            # Reading back "#### all functions enabled ####" or "no pid" means empty.
+        with sigint_deferred():
+            _restore_global(tracefs, saved)
+
+
+def _restore_global(tracefs, saved):
+    write(os.path.join(tracefs, "current_tracer"), "nop")
+    for name in ("set_graph_function", "set_ftrace_pid"):
+        text = saved.get(name, "")
+        # Reading back "#### all functions enabled ####" or "no pid" means empty.
+        with contextlib.suppress(OSError):
+            fd = os.open(os.path.join(tracefs, name), os.O_WRONLY | os.O_TRUNC)
+            os.close(fd)
+        keep = [t for t in text.split() if not t.startswith("#") and t != "no" and t != "pid"]
+        if keep:
             with contextlib.suppress(OSError):
-                fd = os.open(os.path.join(tracefs, name), os.O_WRONLY | os.O_TRUNC)
-                os.close(fd)
-            keep = [t for t in text.split() if not t.startswith("#") and t != "no" and t != "pid"]
-            if keep:
-                with contextlib.suppress(OSError):
-                    write(os.path.join(tracefs, name), " ".join(keep))
-        for name in ("options/funcgraph-proc", "tracing_on"):
-            if name in saved:
-                with contextlib.suppress(OSError):
-                    write(os.path.join(tracefs, name), saved[name].strip())
+                write(os.path.join(tracefs, name), " ".join(keep))
+    for name in ("options/funcgraph-proc", "options/function-fork", "tracing_on"):
+        if name in saved:
+            with contextlib.suppress(OSError):
+                write(os.path.join(tracefs, name), saved[name].strip())
 
 
 # -- perf ------------------------------------------------------------------------
@@ -518,29 +654,63 @@ def judge_perf_software(stat):
                     for e in STAT_SOFTWARE + STAT_HARDWARE]
 
 
-def _perf_record_script(ctx, stem):
-    perf = ctx.tool("perf")
-    data = os.path.join(ctx.workdir, ctx.unique(stem) + ".data")
-    run([perf, "record", "-q", "-e", "cpu-clock", "-F", "997", "-g", "-o", data, "--",
-         ctx.target(), "8", "0", "2000000"], timeout=60)
-    return run([perf, "script", "-i", data], timeout=60)
+# perf record's sampling rate (Hz): not a multiple of the timer tick, so
+# samples do not beat with it (the FlameGraph tradition's 99 Hz, higher for
+# short programs).
+SAMPLE_FREQUENCY = 997
+# The probe target's loops, delay and work for perf record: about 35 samples in tk_work.
+SAMPLED_RUN = ("8", "0", "2000000")
+
+
+def perf_record_script(perf, argv, data, frequency=SAMPLE_FREQUENCY, **how):
+    """perf record -g of ``argv`` on cpu-clock (it needs no hardware PMU),
+    then perf script of the recording: (its text, Recorded).  ``how``:
+    record()'s timeout, check, passthrough, interruptible."""
+    recorded = record([perf, "record", "-q", "-e", "cpu-clock", "-F", str(frequency), "-g", "-o", data, "--"]
+                      + list(argv), **how)
+    if not os.path.exists(data):
+        raise CheckFailed("perf record wrote no data (it %s)" % exit_text(recorded.returncode))
+    return run([perf, "script", "-i", data], timeout=how.get("timeout", 60)), recorded
 
 
 def check_perf_sampling(ctx):
-    script = _perf_record_script(ctx, "perf")
+    perf = ctx.tool("perf")
+    script, _ = perf_record_script(perf, (ctx.target(),) + SAMPLED_RUN,
+                                   os.path.join(ctx.workdir, ctx.unique("perf") + ".data"))
     samples = outputs.perf_script_frames(script, "tk_work")
     if samples < 5:
         raise CheckFailed("perf record: %d samples in tk_work" % samples)
     return "perf record -g: %d stack frames in tk_work" % samples, script.splitlines()[:6]
 
 
+class FlameGraph:
+    """A recording's stacks (perfdata.FoldedStacks), its SVG, its Recorded."""
+
+    def __init__(self, folded, svg, recorded):
+        self.folded, self.svg, self.recorded = folded, svg, recorded
+
+
+def flame_graph(perf, argv, data, title, frequency=SAMPLE_FREQUENCY, **how):
+    """perf record -g of ``argv``, the stacks folded and drawn as an SVG flame
+    graph: `tracekit flamegraph` and the perf.flamegraph check."""
+    script, recorded = perf_record_script(perf, argv, data, frequency, **how)
+    try:
+        folded = perfdata.fold_perf_script(script)
+    except ValueError as exc:
+        raise CheckFailed("perf record -g of %s: %s" % (os.path.basename(argv[0]), exc))
+    return FlameGraph(folded, perfdata.flamegraph_svg(folded, title), recorded)
+
+
 def check_flamegraph(ctx):
     """perf record -g, stacks folded, an SVG flame graph written."""
-    folded = perfdata.fold_perf_script(_perf_record_script(ctx, "flame"))
+    perf = ctx.tool("perf")
+    graph = flame_graph(perf, (ctx.target(),) + SAMPLED_RUN, os.path.join(ctx.workdir, ctx.unique("flame") + ".data"),
+                        "tracekit: perf record -g of tk_work")
+    folded = graph.folded
     in_work = perfdata.stacks_through(folded, "tk_work")
     if sum(in_work.values()) < 5:
         raise CheckFailed("perf record -g: %d samples in tk_work (of %d)" % (sum(in_work.values()), folded.samples))
-    svg = ctx.artifact("flamegraph.svg", perfdata.flamegraph_svg(folded, "tracekit: perf record -g of tk_work"))
+    svg = ctx.artifact("flamegraph.svg", graph.svg)
     ctx.artifact("stacks.folded", perfdata.format_folded(folded))
     top = max(in_work, key=in_work.get)
     return "flame graph of %d samples, %d in tk_work%s" % (
@@ -548,18 +718,56 @@ def check_flamegraph(ctx):
         ["%s %d" % (top, in_work[top])]
 
 
+class SchedTimes:
+    """A perf sched recording of a command: its pid, every task's
+    perfdata.TaskTimes by timehist name (``all_tasks``: system-wide), the
+    command's own tasks merged per thread (``tasks``: it, its threads and
+    what it started), the timehist text, the Recorded."""
+
+    def __init__(self, pid, all_tasks, tasks, timehist, recorded):
+        self.pid, self.all_tasks, self.tasks = pid, all_tasks, tasks
+        self.timehist, self.recorded = timehist, recorded
+
+
+def perf_sched(perf, argv, workdir, name, **how):
+    """perf sched record of ``argv``, then perf sched timehist: wait time,
+    scheduling delay and run time per task.  The command's pid comes from a
+    shell prologue (perf starts it), its threads and children from the
+    recording's sched_process_fork events.  `tracekit sched` and the
+    perf.sched check."""
+    data, pidfile = (os.path.join(workdir, name + ext) for ext in (".data", ".pid"))
+    recorded = record([perf, "sched", "record", "-o", data, "--", "/bin/sh", "-c", PID_REPORTING, pidfile]
+                      + list(argv), program=os.path.basename(argv[0]), **how)
+    try:
+        pid = int(read(pidfile))
+    except (OSError, ValueError):
+        raise CheckFailed("perf sched record did not start %s (it %s): %s"
+                          % (argv[0], exit_text(recorded.returncode), _tail(recorded.output)))
+    timeout = how.get("timeout", 60)
+    timehist = run([perf, "sched", "timehist", "-i", data], timeout=timeout)
+    try:
+        all_tasks = perfdata.parse_sched_timehist(timehist)
+        forks = perfdata.parse_sched_forks(run([perf, "script", "-i", data], timeout=timeout))
+    except ValueError as exc:
+        raise CheckFailed("perf sched: %s" % exc)
+    tasks = perfdata.tasks_by_tid(all_tasks, perfdata.descendants(forks, pid))
+    return SchedTimes(pid, all_tasks, tasks, timehist, recorded)
+
+
 def check_perf_sched(ctx):
     """perf sched record + timehist: the sample's wait, delay and run time."""
     perf = ctx.tool("perf")
-    data = os.path.join(ctx.workdir, ctx.unique("sched") + ".data")
-    out = run([perf, "sched", "record", "-o", data, "--", ctx.target(), "4", "20", "200000"], timeout=60)
+    sched = perf_sched(perf, [ctx.target(), "4", "20", "200000"], ctx.workdir, ctx.unique("sched"))
     try:
-        pid = outputs.parse_target_pid(out)
+        printed = outputs.parse_target_pid(sched.recorded.output)
     except ValueError as exc:
         raise CheckFailed("perf sched record: %s" % exc)
-    timehist = run([perf, "sched", "timehist", "-i", data], timeout=60)
-    ctx.artifact("sched-timehist.txt", timehist)
-    times = perfdata.task_times_for_pid(perfdata.parse_sched_timehist(timehist), pid)
+    if printed != sched.pid:
+        raise CheckFailed("perf sched record: the target printed pid %d, its shell wrote pid %d"
+                          % (printed, sched.pid))
+    pid = sched.pid
+    ctx.artifact("sched-timehist.txt", sched.timehist)
+    times = perfdata.task_times_for_pid(sched.all_tasks, pid)
     if times is None or times.run_ms <= 0:
         raise CheckFailed("perf sched timehist shows no run time for the sample (pid %d)" % pid)
     detail = "pid %d: run %.3f ms, wait %.3f ms, sched delay %.3f ms over %d switches" % (
@@ -569,12 +777,26 @@ def check_perf_sched(ctx):
 
 @contextlib.contextmanager
 def perf_probe(perf, args, event):
-    """perf probe -a ...; always deleted again."""
-    run([perf, "probe"] + args)
+    """perf probe ``args`` (-x, -a ...); ``event`` ("GROUP:EVENT", or
+    "GROUP:*" for a group of one's own) deleted again whatever happens,
+    Ctrl-C included."""
     try:
+        run([perf, "probe"] + list(args))
         yield event
     finally:
-        subprocess.run([perf, "probe", "-q", "-d", event], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with sigint_deferred():
+            subprocess.run([perf, "probe", "-q", "-d", event], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_probe_record(perf, args, event, argv, data, **how):
+    """perf probe ``args``, perf record -e ``event`` of ``argv``, the probes
+    deleted, perf script of the recording: (its text, Recorded).  `tracekit
+    probe` and the perf.probe checks."""
+    with perf_probe(perf, args, event):
+        recorded = record([perf, "record", "-q", "-e", event, "-o", data, "--"] + list(argv), **how)
+    if not os.path.exists(data):
+        raise CheckFailed("perf record wrote no data (it %s)" % exit_text(recorded.returncode))
+    return run([perf, "script", "-i", data], timeout=how.get("timeout", 60)), recorded
 
 
 def check_perf_probe_kernel(ctx):
@@ -583,9 +805,8 @@ def check_perf_probe_kernel(ctx):
     name = ctx.unique("pk")
     marker = ctx.marker()
     data = os.path.join(ctx.workdir, name + ".data")
-    with perf_probe(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name)) as event:
-        run([perf, "record", "-q", "-e", event, "-o", data, "--", "cat", marker])
-    script = run([perf, "script", "-i", data])
+    script, _ = perf_probe_record(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name),
+                                  ["cat", marker], data)
     hits = outputs.parse_trace_lines(script, name)
     if not hits:
         raise CheckFailed("perf probe on %s recorded nothing" % fn)
@@ -597,9 +818,8 @@ def check_perf_probe_user(ctx):
     target = ctx.target()
     name = ctx.unique("pu")
     data = os.path.join(ctx.workdir, name + ".data")
-    with perf_probe(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)], "%s:%s" % (GROUP, name)) as event:
-        run([perf, "record", "-q", "-e", event, "-o", data, "--", target, "3", "0"])
-    script = run([perf, "script", "-i", data])
+    script, _ = perf_probe_record(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)],
+                                  "%s:%s" % (GROUP, name), [target, "3", "0"], data)
     values = [v for v in (outputs.probe_value(line, "n") for line in outputs.parse_trace_lines(script, name))
               if v is not None]
     if values != [1, 2, 3]:

@@ -342,8 +342,12 @@ def task_times_for_pid(tasks, pid):
     if not mine:
         return None
     main = [t for t in mine if t.tid == pid] or mine
-    total = TaskTimes(main[-1].comm, pid, pid)
-    for t in mine:
+    return _total(main[-1].comm, pid, pid, mine)
+
+
+def _total(comm, tid, pid, parts):
+    total = TaskTimes(comm, tid, pid)
+    for t in parts:
         total.switches += t.switches
         total.wait_ms += t.wait_ms
         total.sch_delay_ms += t.sch_delay_ms
@@ -351,3 +355,61 @@ def task_times_for_pid(tasks, pid):
     total.wait_ms, total.sch_delay_ms, total.run_ms = (round(total.wait_ms, 3), round(total.sch_delay_ms, 3),
                                                        round(total.run_ms, 3))
     return total
+
+
+def tasks_by_tid(tasks, tids):
+    """The tasks of timehist ``tasks`` whose thread id is in ``tids``, one
+    TaskTimes per thread (the names it had, e.g. before and after an exec,
+    summed under its latest), in the order they first ran."""
+    names = {}
+    for task in tasks.values():  # parse_sched_timehist keeps the order of first appearance
+        if task.tid in tids:
+            names.setdefault(task.tid, []).append(task)
+    return [_total(parts[-1].comm, tid, parts[-1].pid, parts) for tid, parts in names.items()]
+
+
+# -- perf script: sched_process_fork ---------------------------------------------------
+_FORK = re.compile(r"sched:sched_process_fork:\s+comm=(.*?)\s+pid=(-?\d+)\s+child_comm=(.*?)\s+child_pid=(-?\d+)\s*$")
+
+
+@dataclass
+class Fork:
+    """A sched_process_fork event: a process or thread ``child_pid`` started by ``pid``."""
+    comm: str
+    pid: int
+    child_comm: str
+    child_pid: int
+
+
+def parse_sched_forks(text):
+    """The sched_process_fork events in ``perf script`` output of a perf
+    sched record (threads too: their child_pid is the thread id), in order.
+    Records of other events are skipped: a command that started nothing
+    gives []. ValueError if there is no perf script sample at all."""
+    if not text or not text.strip():
+        raise ValueError("perf script output is empty")
+    forks, samples = [], 0
+    for line in text.splitlines():
+        if _SAMPLE.match(line):
+            samples += 1
+        m = _FORK.search(line)
+        if m:
+            forks.append(Fork(m.group(1), int(m.group(2)), m.group(3), int(m.group(4))))
+    if not samples:
+        raise ValueError("no perf script samples in: %s" % _first_line(text))
+    return forks
+
+
+def descendants(forks, pid):
+    """``pid`` and every task it started, directly or through its children
+    (the events may come in any order)."""
+    children = {}
+    for fork in forks:
+        children.setdefault(fork.pid, []).append(fork.child_pid)
+    seen, todo = {pid}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
