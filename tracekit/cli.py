@@ -407,6 +407,183 @@ def _fail(exc):
     raise typer.Exit(exc.exit_code)
 
 
+# -- the classic workflows (core: tracekit/workflows.py) ----------------------------------------
+WorkflowJsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON (schema in docs/workflows.md); CMD's output and "
+                       "diagnostics go to stderr.")]
+CommandArgument = Annotated[
+    List[str], typer.Argument(metavar="-- CMD...", show_default=False, help="The command to trace, after --.")]
+# Options end at the first argument, as for perf and time: `-- CMD -l` keeps CMD's -l.
+WORKFLOW_CONTEXT = {"allow_interspersed_args": False}
+WORKFLOW_EXIT_CODES = """
+    \b
+    Exit codes:
+      0    the trace was made (CMD's own exit status is reported, not passed on)
+      1    refused (doctor: this host cannot; its reason is printed) or the trace failed
+      2    usage error (no CMD, CMD not found, not root)
+      130  interrupted after the recording (Ctrl-C during it only ends the recording)
+"""
+
+
+def _workflow_doc(fn):
+    fn.__doc__ += WORKFLOW_EXIT_CODES
+    return fn
+
+
+@app.command(context_settings=WORKFLOW_CONTEXT)
+@_workflow_doc
+def flamegraph(
+    command: CommandArgument,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE.svg", help="Where the flame graph goes.")
+    ] = Path("flamegraph.svg"),
+    frequency: Annotated[
+        int, typer.Option("--frequency", "-F", metavar="HZ", min=1, help="Samples per second (perf record -F).")
+    ] = 997,
+    json_output: WorkflowJsonOption = False,
+):
+    """Sample CMD's stacks and draw them as an SVG flame graph.
+
+    perf record -g on the cpu-clock event (no hardware PMU needed) while CMD
+    runs, its stacks folded and drawn by tracekit itself (nothing is
+    fetched): the same code as `tracekit verify perf.flamegraph`. Refused
+    with doctor's reason where perf sampling cannot work. Ctrl-C ends the
+    recording and the graph is drawn from what was sampled.
+
+    \b
+    Examples:
+      sudo tracekit flamegraph -- ./myprogram --its-args
+      sudo tracekit flamegraph -o build.svg -F 99 -- make -j2
+      sudo tracekit flamegraph --json -- gzip -k big.log | jq .hottest
+    """
+    from tracekit import output as human
+    from tracekit import workflows
+
+    _workflow("flamegraph", json_output, lambda: workflows.flamegraph(command, output, frequency),
+              human.print_flamegraph)
+
+
+@app.command(context_settings=WORKFLOW_CONTEXT)
+@_workflow_doc
+def funcgraph(
+    function: Annotated[str, typer.Argument(metavar="FUNC", help="Kernel function to graph, e.g. do_sys_openat2.")],
+    command: CommandArgument,
+    json_output: WorkflowJsonOption = False,
+):
+    """Show the kernel call graph of FUNC as CMD calls it (function_graph).
+
+    The function_graph tracer in a private tracefs instance, filtered to
+    CMD's pid and the processes it starts (funcgraph-proc shows which), as
+    `tracekit verify ftrace.function_graph` does. Where instances have no
+    function_graph (Linux 6.8), the global tracer is borrowed only when idle
+    and every setting restored; otherwise refused ("global tracer in use").
+    Refused with doctor's reason where the kernel has no usable
+    function_graph tracer.
+
+    \b
+    Examples:
+      sudo tracekit funcgraph do_sys_openat2 -- cat /etc/hostname
+      sudo tracekit funcgraph --json vfs_read -- head -c 1 /etc/passwd
+    """
+    from tracekit import output as human
+    from tracekit import workflows
+
+    _workflow("funcgraph", json_output, lambda: workflows.funcgraph(function, command), human.print_funcgraph)
+
+
+@app.command(context_settings=WORKFLOW_CONTEXT)
+@_workflow_doc
+def sched(command: CommandArgument, json_output: WorkflowJsonOption = False):
+    """Wait time, scheduling delay and run time of each of CMD's tasks.
+
+    perf sched record while CMD runs, then perf sched timehist, added up per
+    task: CMD, its threads and the processes it starts (from the recording's
+    fork events), as `tracekit verify perf.sched` does. Wait time is time
+    off the CPU, scheduling delay the time from wakeup to running, run time
+    the time on the CPU (milliseconds). Refused with doctor's reason where
+    perf or the sched tracepoints cannot work.
+
+    \b
+    Examples:
+      sudo tracekit sched -- make -j2
+      sudo tracekit sched --json -- sh -c 'sleep 0.1; ls' | jq '.tasks[] | {comm, sch_delay_ms}'
+    """
+    from tracekit import output as human
+    from tracekit import workflows
+
+    _workflow("sched", json_output, lambda: workflows.sched(command), human.print_sched)
+
+
+@app.command(context_settings=WORKFLOW_CONTEXT)
+@_workflow_doc
+def probe(
+    definition: Annotated[
+        str, typer.Argument(metavar="PROBE", help="perf probe definition, quoted when it has arguments: "
+                            "'FUNC ARG...', 'FUNC%return $retval'.")],
+    command: CommandArgument,
+    binary: Annotated[
+        Optional[Path], typer.Option("--exec", "-x", metavar="BINARY",
+                                     help="Probe a function of this program or library (uprobe); "
+                                     "without it, a kernel function (kprobe).")
+    ] = None,
+    add: Annotated[
+        Optional[List[str]], typer.Option("--add", "-a", metavar="PROBE", help="Another probe in the same run; "
+                                          "repeatable.")
+    ] = None,
+    json_output: WorkflowJsonOption = False,
+):
+    """Dynamic probes on CMD: perf probe add, record, script, delete.
+
+    Adds the probes (perf probe; -x for a user program's function) in a
+    group of their own, records CMD with them (perf record -e), prints every
+    hit with its arguments, and deletes the probes again whatever happens,
+    Ctrl-C included: the same code as `tracekit verify perf.probe.user` and
+    perf.probe.kernel. Refused with doctor's reason where the kernel cannot
+    (no uprobes for -x, no kprobes without it).
+
+    \b
+    Examples:
+      sudo tracekit probe -x ./myprogram 'parse_line len' -- ./myprogram input.txt
+      sudo tracekit probe -x /lib/x86_64-linux-gnu/libc.so.6 'malloc bytes=%di:u64' -- ls
+      sudo tracekit probe 'do_sys_openat2 dfd filename:string' -- cat /etc/hostname
+      sudo tracekit probe --json -x ./a.out 'work%return $retval' -- ./a.out | jq .counts
+    """
+    from tracekit import output as human
+    from tracekit import workflows
+
+    definitions = [definition] + list(add or [])
+    _workflow("probe", json_output,
+              lambda: workflows.probe(definitions, command, str(binary) if binary is not None else None),
+              human.print_probe)
+
+
+def _workflow(name, json_output, fn, printer):
+    """Run a workflow; JSON or human output; refusals and failures in one line."""
+    from tracekit import workflows
+
+    def call():
+        try:
+            return fn()
+        except (workflows.Refused, workflows.Failed) as exc:
+            if json_output:
+                json.dump(workflows.refusal_document(name, exc), sys.stdout, indent=2)
+                sys.stdout.write("\n")
+            raise
+
+    try:
+        result = _run(call)
+    except KeyboardInterrupt:
+        typer.echo("tracekit: interrupted; the tracing state is as it was", err=True)
+        raise typer.Exit(130)
+    if result.interrupted or result.exit_status != 0:
+        typer.echo("tracekit: note: %s %s" % (result.command[0], result.ended), err=True)
+    if json_output:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        printer(result)
+
+
 def main():
     # One name however it was started (`python -m tracekit` too): usage
     # lines and shell completion's _TRACEKIT_COMPLETE variable depend on it.

@@ -418,3 +418,58 @@ def print_verify(result):
                                style="red"))
     if result.artifacts:
         console.print("artifacts: %s" % result.artifacts)
+
+
+# -- the classic workflows (tracekit/workflows.py) ------------------------------------------------
+def print_flamegraph(result):
+    console = Console(highlight=False)
+    console.print("flame graph of %d samples (%d distinct stacks) written to %s" % (
+        result.samples, result.stacks, result.svg))
+    if result.hottest:
+        table = Table(header_style="bold", title="hottest functions (samples of their own)")
+        table.add_column("function", overflow="fold")
+        table.add_column("samples", justify="right")
+        table.add_column("%", justify="right")
+        for entry in result.hottest:
+            table.add_row(entry["function"], str(entry["samples"]), "%.1f" % (100.0 * entry["samples"] / result.samples))
+        console.print(table)
+    if result.truncated:
+        console.print(Text("perf's output ended inside a sample; that sample was left out", style="yellow"))
+
+
+def print_funcgraph(result):
+    # The trace as the kernel printed it: plain lines, no table (they can be many).
+    for line in result.lines:
+        print(line)
+    Console(highlight=False).print("%d call%s of %s by %s (pid %d and what it started)" % (
+        result.calls, "" if result.calls == 1 else "s", result.function, result.command[0], result.pid))
+
+
+def print_sched(result):
+    console = Console(highlight=False)
+    table = Table(header_style="bold", title="tracekit sched: %s (pid %d)" % (" ".join(result.command), result.pid))
+    for column in ("task", "tid", "pid", "switches", "wait ms", "sched delay ms", "run ms"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+
+    def row(t, style=None):
+        table.add_row(t.comm, str(t.tid), str(t.pid), str(t.switches), "%.3f" % t.wait_ms, "%.3f" % t.sch_delay_ms,
+                      "%.3f" % t.run_ms, style=style)
+
+    for task in result.tasks:
+        row(task)
+    if result.total and len(result.tasks) > 1:
+        table.add_section()
+        row(result.total, style="bold")
+    console.print(table)
+    if not result.tasks:
+        console.print(Text("perf sched timehist shows no task of pid %d (it ran too briefly to be switched?)"
+                           % result.pid, style="yellow"))
+
+
+def print_probe(result):
+    for hit in result.hits:
+        print(hit.line)
+    for entry in result.probes:
+        n = result.counts[entry["event"]]
+        print("%d hit%s of %s (on %s)" % (n, "" if n == 1 else "s", entry["event"], entry["on"]))
+    print("probes deleted again")

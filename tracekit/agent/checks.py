@@ -777,26 +777,34 @@ def check_perf_sched(ctx):
 
 @contextlib.contextmanager
 def perf_probe(perf, args, event):
-    """perf probe ``args`` (-x, -a ...); ``event`` ("GROUP:EVENT", or
-    "GROUP:*" for a group of one's own) deleted again whatever happens,
-    Ctrl-C included."""
+    """perf probe ``args`` (-x, -a ...), yielding what it printed; ``event``
+    ("GROUP:EVENT", or "GROUP:*" for a group of one's own) deleted again
+    whatever happens, Ctrl-C included."""
     try:
-        run([perf, "probe"] + list(args))
-        yield event
+        yield run([perf, "probe"] + list(args))
     finally:
         with sigint_deferred():
             subprocess.run([perf, "probe", "-q", "-d", event], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class ProbeRecording:
+    """perf script of a recording with probes (``script``), the Recorded, and
+    the events perf probe added: [(GROUP:EVENT, where perf put it)]."""
+
+    def __init__(self, script, recorded, added):
+        self.script, self.recorded, self.added = script, recorded, added
+
+
 def perf_probe_record(perf, args, event, argv, data, **how):
     """perf probe ``args``, perf record -e ``event`` of ``argv``, the probes
-    deleted, perf script of the recording: (its text, Recorded).  `tracekit
+    deleted, perf script of the recording: a ProbeRecording.  `tracekit
     probe` and the perf.probe checks."""
-    with perf_probe(perf, args, event):
+    with perf_probe(perf, args, event) as added:
         recorded = record([perf, "record", "-q", "-e", event, "-o", data, "--"] + list(argv), **how)
     if not os.path.exists(data):
         raise CheckFailed("perf record wrote no data (it %s)" % exit_text(recorded.returncode))
-    return run([perf, "script", "-i", data], timeout=how.get("timeout", 60)), recorded
+    script = run([perf, "script", "-i", data], timeout=how.get("timeout", 60))
+    return ProbeRecording(script, recorded, outputs.parse_perf_probe_added(added))
 
 
 def check_perf_probe_kernel(ctx):
@@ -805,8 +813,8 @@ def check_perf_probe_kernel(ctx):
     name = ctx.unique("pk")
     marker = ctx.marker()
     data = os.path.join(ctx.workdir, name + ".data")
-    script, _ = perf_probe_record(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name),
-                                  ["cat", marker], data)
+    script = perf_probe_record(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name),
+                               ["cat", marker], data).script
     hits = outputs.parse_trace_lines(script, name)
     if not hits:
         raise CheckFailed("perf probe on %s recorded nothing" % fn)
@@ -818,8 +826,8 @@ def check_perf_probe_user(ctx):
     target = ctx.target()
     name = ctx.unique("pu")
     data = os.path.join(ctx.workdir, name + ".data")
-    script, _ = perf_probe_record(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)],
-                                  "%s:%s" % (GROUP, name), [target, "3", "0"], data)
+    script = perf_probe_record(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)],
+                               "%s:%s" % (GROUP, name), [target, "3", "0"], data).script
     values = [v for v in (outputs.probe_value(line, "n") for line in outputs.parse_trace_lines(script, name))
               if v is not None]
     if values != [1, 2, 3]:

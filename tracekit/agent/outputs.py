@@ -89,6 +89,39 @@ def parse_function_graph(text, function):
     return calls, lines
 
 
+@dataclass
+class GraphRecord:
+    """One line of a function_graph trace: the CPU, the task and pid (with
+    funcgraph-proc), the duration in microseconds (None on a line that opens
+    a call), the call depth and the text (``name() {``, ``name();``, ``}``)."""
+    cpu: int
+    task: Optional[str]
+    pid: Optional[int]
+    duration_us: Optional[float]
+    depth: int
+    call: str
+
+
+# " 0)    sh-4802     |   0.616 us    |      name();": CPU, [TASK-PID |], [overhead mark] DURATION, |, call.
+_GRAPH = re.compile(r"^\s*(\d+)\)\s+(?:(\S.*?)-(\d+)\s+\|)?\s*(?:[-+!#*@$]\s*)?(?:(\d+(?:\.\d+)?)\s+us\s+)?\|( *)(\S.*)$")
+
+
+def parse_function_graph_records(text):
+    """The records of a function_graph trace, in order (comment lines, and
+    lines such as context-switch markers that are not calls, are skipped)."""
+    records = []
+    for line in (text or "").splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        m = _GRAPH.match(line)
+        if not m:
+            continue
+        records.append(GraphRecord(cpu=int(m.group(1)), task=m.group(2), pid=int(m.group(3)) if m.group(3) else None,
+                                   duration_us=float(m.group(4)) if m.group(4) else None,
+                                   depth=max(0, (len(m.group(5)) - 1) // 2), call=m.group(6).rstrip()))
+    return records
+
+
 def trace_cmd_lists(text, function):
     """Whether ``trace-cmd list -f FUNCTION`` listed the function (it reads
     available_filter_functions; nothing listed means no function tracer)."""
@@ -98,6 +131,50 @@ def trace_cmd_lists(text, function):
 # -- perf script (callchains) ----------------------------------------------------------
 # "\t    55d0c3a0f149 tk_work+0x19 (/path/target)": one callchain frame.
 _FRAME = re.compile(r"^\s+[0-9a-fA-F]+\s+(\S+?)(?:\+0x[0-9a-fA-F]+)?\s+\(")
+
+
+@dataclass
+class ProbeHit:
+    """One event of ``perf script`` output of probe events: who hit it
+    (comm, pid, tid), where (cpu) and when, which event, its fetched
+    arguments by name."""
+    comm: str
+    pid: int
+    tid: int
+    cpu: Optional[int]
+    time: float
+    event: str
+    fields: Dict[str, str]
+    line: str
+
+
+# " tracekit-target  1704 [000] 18154.421852: tracekit:tk_pu_6b4a8166_9: (55ef71df6179) n=1"
+_PROBE_HIT = re.compile(r"^\s*(\S.*?)\s+(-?\d+)(?:/(-?\d+))?\s+(?:\[(\d+)\]\s+)?(\d+\.\d+):\s+([\w.-]+:[\w.-]+):")
+
+
+def parse_probe_hits(text, group=None):
+    """The probe events of ``perf script`` output (of ``group`` only, when
+    given), in order; lines that are not events are skipped."""
+    hits = []
+    for line in (text or "").splitlines():
+        m = _PROBE_HIT.match(line)
+        if not m or (group is not None and m.group(6).split(":")[0] != group):
+            continue
+        pid = int(m.group(2))
+        hits.append(ProbeHit(comm=m.group(1), pid=pid, tid=int(m.group(3)) if m.group(3) else pid,
+                             cpu=int(m.group(4)) if m.group(4) else None, time=float(m.group(5)),
+                             event=m.group(6), fields=parse_probe_fields(line), line=line.strip()))
+    return hits
+
+
+# "  tracekit:tk_pu_1    (on tk_work in /tmp/t/target with n)"
+_PROBE_ADDED = re.compile(r"^\s+([\w.-]+:[\w.-]+)\s+\(on (.*)\)\s*$")
+
+
+def parse_perf_probe_added(text):
+    """The events ``perf probe -a`` says it added: [(GROUP:EVENT, where: the
+    "(on ...)" text)], in order ([] when it names none)."""
+    return [(m.group(1), m.group(2)) for m in map(_PROBE_ADDED.match, (text or "").splitlines()) if m]
 
 
 def perf_script_frames(text, symbol):

@@ -205,6 +205,16 @@ def stacks_through(folded, function):
     return {stack: n for stack, n in folded.items() if function in stack.split(";")[1:]}
 
 
+def leaf_samples(folded):
+    """Samples per function of its own (the leaf frame of each stack; a
+    stack of the process name alone counts under that name)."""
+    leaves = {}
+    for stack, n in folded.items():
+        leaf = stack.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    return leaves
+
+
 def format_folded(folded):
     """The folded stacks as text for FlameGraph's flamegraph.pl ("stack count" lines)."""
     return "".join("%s %d\n" % (stack, n) for stack, n in sorted(folded.items()))
@@ -342,10 +352,11 @@ def task_times_for_pid(tasks, pid):
     if not mine:
         return None
     main = [t for t in mine if t.tid == pid] or mine
-    return _total(main[-1].comm, pid, pid, mine)
+    return combined(main[-1].comm, pid, pid, mine)
 
 
-def _total(comm, tid, pid, parts):
+def combined(comm, tid, pid, parts):
+    """One TaskTimes adding up ``parts`` (TaskTimes), under the given names."""
     total = TaskTimes(comm, tid, pid)
     for t in parts:
         total.switches += t.switches
@@ -365,7 +376,7 @@ def tasks_by_tid(tasks, tids):
     for task in tasks.values():  # parse_sched_timehist keeps the order of first appearance
         if task.tid in tids:
             names.setdefault(task.tid, []).append(task)
-    return [_total(parts[-1].comm, tid, parts[-1].pid, parts) for tid, parts in names.items()]
+    return [combined(parts[-1].comm, tid, parts[-1].pid, parts) for tid, parts in names.items()]
 
 
 # -- perf script: sched_process_fork ---------------------------------------------------

@@ -36,13 +36,23 @@ def deadline(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
-def skip_reason(check, verdicts):
-    """Doctor's reason when a method the check needs cannot work, else None."""
+def blocking_method(check, verdicts):
+    """The first method the check needs that doctor says cannot work here
+    (unavailable or missing), with its verdict; None when none is."""
     for method in check.methods:
         verdict = verdicts.get(method) or {}
         if verdict.get("status") in SKIP_VERDICTS:
-            return "%s: %s" % (method, verdict.get("reason")) if method != check.id else verdict.get("reason")
+            return method, verdict
     return None
+
+
+def skip_reason(check, verdicts):
+    """Doctor's reason when a method the check needs cannot work, else None."""
+    blocked = blocking_method(check, verdicts)
+    if blocked is None:
+        return None
+    method, verdict = blocked
+    return "%s: %s" % (method, verdict.get("reason")) if method != check.id else verdict.get("reason")
 
 
 def select(only=()):
