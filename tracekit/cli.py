@@ -416,6 +416,9 @@ CommandArgument = Annotated[
 # Options end at the first argument, as for perf and time: `-- CMD -l` keeps CMD's -l.
 WORKFLOW_CONTEXT = {"allow_interspersed_args": False}
 WORKFLOW_EXIT_CODES = """
+    tracekit's options go before the first argument: what follows is
+    FUNC/PROBE and CMD, as for perf and time.
+
     \b
     Exit codes:
       0    the trace was made (CMD's own exit status is reported, not passed on)
