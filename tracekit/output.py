@@ -447,19 +447,21 @@ def print_funcgraph(result):
 
 def print_sched(result):
     console = Console(highlight=False)
-    table = Table(header_style="bold", title="tracekit sched: %s (pid %d)" % (" ".join(result.command), result.pid))
-    for column in ("task", "tid", "pid", "switches", "wait ms", "sched delay ms", "run ms"):
-        table.add_column(column, justify="left" if column == "task" else "right")
+    print("tracekit sched: %s (pid %d)" % (" ".join(result.command), result.pid))
+    table = Table(header_style="bold")
+    table.add_column("task", overflow="fold")
+    for column in ("tid", "pid", "switches", "wait ms", "sched delay ms", "run ms"):
+        table.add_column(column, justify="right", no_wrap=True)
 
-    def row(t, style=None):
-        table.add_row(t.comm, str(t.tid), str(t.pid), str(t.switches), "%.3f" % t.wait_ms, "%.3f" % t.sch_delay_ms,
+    def row(t, style=None, name=None):
+        table.add_row(name or t.comm, str(t.tid), str(t.pid), str(t.switches), "%.3f" % t.wait_ms, "%.3f" % t.sch_delay_ms,
                       "%.3f" % t.run_ms, style=style)
 
     for task in result.tasks:
         row(task)
     if result.total and len(result.tasks) > 1:
         table.add_section()
-        row(result.total, style="bold")
+        row(result.total, style="bold", name="all %d tasks" % len(result.tasks))
     console.print(table)
     if not result.tasks:
         console.print(Text("perf sched timehist shows no task of pid %d (it ran too briefly to be switched?)"

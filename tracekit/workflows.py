@@ -152,7 +152,7 @@ def gate(workflow, check_id, report):
 @contextlib.contextmanager
 def _session(workflow, command, check_id=None):
     """Usage, root and doctor's gate, then a checks.Context for the run; a
-    CheckFailed of the shared code becomes Failed."""
+    CheckFailed (or OSError...) of the shared code becomes Failed."""
     argv = resolve_command(command)
     require_root(workflow.split()[0])
     report = doctor.diagnose()
@@ -162,6 +162,8 @@ def _session(workflow, command, check_id=None):
         yield ctx, argv
     except checks.CheckFailed as exc:
         raise Failed("%s: %s" % (workflow.split()[0], exc))
+    except (OSError, LookupError, ValueError) as exc:  # as verify's run_check reports them
+        raise Failed("%s: %s: %s" % (workflow.split()[0], type(exc).__name__, exc))
     finally:
         ctx.close()
 

@@ -20,6 +20,7 @@ import pytest
 
 from tracekit import doctor
 from tracekit.agent import checks
+from tracekit.agent import verify as agent_verify
 
 REPO = Path(__file__).resolve().parents[2]
 # The tracekit of this checkout, whatever the working directory.
@@ -67,13 +68,34 @@ def probes_of(tracefs, group):
             for line in open(os.path.join(tracefs, name)) if ":%s/" % group in line]
 
 
+@pytest.fixture
+def state_as_found(tracefs):
+    """Fails the test unless the global tracing state (settings, instances,
+    probes) is as it was.  This kernel is shared: the instances and probes
+    of other tracekit runs in flight when the test started, and of any that
+    come and go meanwhile (other checkouts' tests), are not this test's; a
+    leak of its own stays, and fails it."""
+    before = checks.snapshot_tracing_state(tracefs)
+    yield before
+    in_flight = checks.run_tokens(before)
+    expected = checks.without_runs(before, in_flight.__contains__)
+    deadline = time.monotonic() + 15
+    while True:
+        after = checks.without_runs(checks.snapshot_tracing_state(tracefs), in_flight.__contains__)
+        changed = agent_verify.state_changes(expected, after)
+        if not changed or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not changed, "tracing state changed: %r" % changed
+
+
 @pytest.fixture(scope="module")
 def target(check_context):
     return check_context.target()
 
 
 # -- flamegraph ------------------------------------------------------------------------------------------
-def test_flamegraph_of_the_target(verdicts, target, tmp_path, unchanged_tracing_state):
+def test_flamegraph_of_the_target(verdicts, target, tmp_path, state_as_found):
     needs_ready(verdicts, "perf.sampling")
     svg = tmp_path / "target.svg"
     result = tracekit("flamegraph", "--json", "-o", str(svg), "--", target, "8", "0", "2000000", cwd=tmp_path)
@@ -90,7 +112,7 @@ def test_flamegraph_of_the_target(verdicts, target, tmp_path, unchanged_tracing_
     assert TARGET_PID.search(result.stderr)
 
 
-def test_flamegraph_ended_by_ctrl_c(verdicts, target, tmp_path, unchanged_tracing_state):
+def test_flamegraph_ended_by_ctrl_c(verdicts, target, tmp_path, state_as_found):
     needs_ready(verdicts, "perf.sampling")
     svg = tmp_path / "long.svg"
     # 60 rounds of work 100 ms apart: about 8 s; Ctrl-C after 3 s.
@@ -104,7 +126,7 @@ def test_flamegraph_ended_by_ctrl_c(verdicts, target, tmp_path, unchanged_tracin
 
 
 # -- sched -------------------------------------------------------------------------------------------------
-def test_sched_lists_the_command_and_what_it_started(verdicts, target, tmp_path, unchanged_tracing_state):
+def test_sched_lists_the_command_and_what_it_started(verdicts, target, tmp_path, state_as_found):
     for method in checks.CHECKS_BY_ID["perf.sched"].methods:
         needs_ready(verdicts, method)
     # sh starting two targets, one in the background.
@@ -125,7 +147,7 @@ def test_sched_lists_the_command_and_what_it_started(verdicts, target, tmp_path,
     assert {t["comm"] for t in tasks} == {"sh", "tracekit-target"}
 
 
-def test_sched_human_table(verdicts, target, tmp_path, unchanged_tracing_state):
+def test_sched_human_table(verdicts, target, tmp_path, state_as_found):
     for method in checks.CHECKS_BY_ID["perf.sched"].methods:
         needs_ready(verdicts, method)
     result = tracekit("sched", "--", target, "2", "10", "100000", cwd=tmp_path)
@@ -136,7 +158,7 @@ def test_sched_human_table(verdicts, target, tmp_path, unchanged_tracing_state):
 
 
 # -- probe ---------------------------------------------------------------------------------------------------
-def test_user_probe_entry_and_return(verdicts, target, tracefs, tmp_path, unchanged_tracing_state):
+def test_user_probe_entry_and_return(verdicts, target, tracefs, tmp_path, state_as_found):
     needs_ready(verdicts, "perf.probe.user")
     result = tracekit("probe", "--json", "-x", target, "-a", "tk_work%return ret=$retval:s32", "tk_work n",
                       "--", target, "3", "0", cwd=tmp_path)
@@ -154,7 +176,7 @@ def test_user_probe_entry_and_return(verdicts, target, tracefs, tmp_path, unchan
     assert probes_of(tracefs, group) == []
 
 
-def test_user_probe_human_output(verdicts, target, tmp_path, unchanged_tracing_state):
+def test_user_probe_human_output(verdicts, target, tmp_path, state_as_found):
     needs_ready(verdicts, "perf.probe.user")
     result = tracekit("probe", "-x", target, "tk_work n", "--", target, "2", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -162,7 +184,7 @@ def test_user_probe_human_output(verdicts, target, tmp_path, unchanged_tracing_s
     assert "2 hits of tk_probe_" in result.stdout and "probes deleted again" in result.stdout
 
 
-def test_user_probe_on_a_command_that_crashes(verdicts, target, tracefs, tmp_path, unchanged_tracing_state):
+def test_user_probe_on_a_command_that_crashes(verdicts, target, tracefs, tmp_path, state_as_found):
     needs_ready(verdicts, "perf.probe.user")
     # The target runs, then its shell dies of SIGSEGV: the hits are kept, the probes go.
     result = tracekit("probe", "--json", "-x", target, "tk_work n", "--", "/bin/sh", "-c",
@@ -175,7 +197,7 @@ def test_user_probe_on_a_command_that_crashes(verdicts, target, tracefs, tmp_pat
 
 
 def test_user_probe_on_a_missing_function_fails_and_leaves_nothing(verdicts, target, tracefs, tmp_path,
-                                                                   unchanged_tracing_state):
+                                                                   state_as_found):
     needs_ready(verdicts, "perf.probe.user")
     result = tracekit("probe", "-x", target, "tk_no_such_function", "--", target, "1", "0", cwd=tmp_path)
     message = one_line_error(result)
@@ -183,7 +205,7 @@ def test_user_probe_on_a_missing_function_fails_and_leaves_nothing(verdicts, tar
     assert not [n for n in os.listdir(os.path.join(tracefs, "instances")) if n.startswith("tk_")]
 
 
-def test_user_probe_ended_by_ctrl_c(verdicts, target, tracefs, tmp_path, unchanged_tracing_state):
+def test_user_probe_ended_by_ctrl_c(verdicts, target, tracefs, tmp_path, state_as_found):
     needs_ready(verdicts, "perf.probe.user")
     # 100 calls 100 ms apart (10 s); Ctrl-C after 3 s: the calls so far, in order, and no probe left.
     result = interrupted("probe", "--json", "-x", target, "tk_work n", "--", target, "100", "100",
@@ -208,7 +230,7 @@ def refused_as_doctor_says(result, workflow, verdict):
     return True
 
 
-def test_funcgraph_as_doctor_says(verdicts, tmp_path, unchanged_tracing_state):
+def test_funcgraph_as_doctor_says(verdicts, tmp_path, state_as_found):
     result = tracekit("funcgraph", "--json", "do_sys_openat2", "--", "cat", "/etc/hostname", cwd=tmp_path)
     if refused_as_doctor_says(result, "funcgraph", verdicts["ftrace.function_graph"]):
         return
@@ -219,7 +241,7 @@ def test_funcgraph_as_doctor_says(verdicts, tmp_path, unchanged_tracing_state):
     assert any("do_sys_openat2() {" in line for line in document["lines"])
 
 
-def test_kernel_probe_as_doctor_says(verdicts, tracefs, tmp_path, unchanged_tracing_state):
+def test_kernel_probe_as_doctor_says(verdicts, tracefs, tmp_path, state_as_found):
     result = tracekit("probe", "--json", "do_sys_openat2", "--", "cat", "/etc/hostname", cwd=tmp_path)
     if refused_as_doctor_says(result, "probe", verdicts["perf.probe.kernel"]):
         return
@@ -268,6 +290,18 @@ def test_ctrl_c_waits_for_the_clean_up():
     assert done == ["cleaned up"]
 
 
+def test_an_ignored_ctrl_c_stays_ignored_after_the_clean_up():
+    # A background job of a non-interactive shell starts with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with checks.sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # -- funcgraph's own steps, where this kernel has no function_graph ----------------------------------------------
 WRITES_ITS_PID = [sys.executable, "-c", "import os, sys; open(sys.argv[1], 'w').write(str(os.getpid()))"]
 
@@ -314,3 +348,4 @@ def test_funcgraph_steps_around_the_tracer(tracefs, tmp_path, monkeypatch, data_
     assert seen == {"fn": "d_free", "pid": result.pid, "follow_forks": True, "ran_before": False}
     assert pidfile.read_text() == str(result.pid) and result.exit_status == 0
     assert result.calls == 1 and len(result.records) == 9 and result.records[0].call == "d_free() {"
+

@@ -29,3 +29,16 @@ def test_the_global_ring_buffer_allocated_on_first_use_is_no_state_change():
         == {"buffer_size_kb"}
     assert set(verify.state_changes(before, {"buffer_size_kb": "1410\n", "current_tracer": "function\n"})) \
         == {"current_tracer"}
+
+
+def test_runs_in_flight_by_their_tokens():
+    from tracekit.agent import checks
+
+    state = {"instances": ["tk_inst_0123abcd_1", "user_inst"],
+             "uprobe_events": "p:tk_probe_fedc9876_2/tk_work /t:0x1179 n=%di:s32\np:probe_t/x /t:0x1",
+             "kprobe_events": None, "tracing_on": "1"}
+    assert checks.run_tokens(state) == {"0123abcd", "fedc9876"}
+    trimmed = checks.without_runs(state, {"fedc9876"}.__contains__)
+    # Only that run's probe goes; the other run's instance and everything else stays.
+    assert trimmed["uprobe_events"] == "p:probe_t/x /t:0x1"
+    assert trimmed["instances"] == ["tk_inst_0123abcd_1", "user_inst"] and trimmed["tracing_on"] == "1"

@@ -346,7 +346,12 @@ def sigint_deferred():
     finally:
         signal.signal(signal.SIGINT, previous)
     if seen:
-        raise KeyboardInterrupt
+        # What the handler it replaced would have done (Python's raises
+        # KeyboardInterrupt; an ignored SIGINT stays ignored).
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 # Shell prologues for a traced command: write its pid where we can read it
@@ -1140,16 +1145,29 @@ def without_other_runs(state, token):
     """A snapshot without what other tracekit runs have in flight on this
     kernel (hosts sharing a kernel, as containers do, verify at the same
     time): their instances and probes come and go and are not this run's."""
-    def foreign(text):
-        return any(m.group(1) != token for m in _RUN_NAME.finditer(text))
+    return without_runs(state, lambda run: run != token)
+
+
+def without_runs(state, whose):
+    """A snapshot without the instances and probes of the tracekit runs
+    (by their token) for which ``whose(token)`` is true."""
+    def theirs(text):
+        return any(whose(m.group(1)) for m in _RUN_NAME.finditer(text))
 
     trimmed = dict(state)
     if isinstance(state.get("instances"), list):
-        trimmed["instances"] = [i for i in state["instances"] if not foreign(i)]
+        trimmed["instances"] = [i for i in state["instances"] if not theirs(i)]
     for key in ("kprobe_events", "uprobe_events", "dynamic_events"):
         if isinstance(state.get(key), str):
-            trimmed[key] = "\n".join(line for line in state[key].splitlines() if not foreign(line))
+            trimmed[key] = "\n".join(line for line in state[key].splitlines() if not theirs(line))
     return trimmed
+
+
+def run_tokens(state):
+    """The tokens of the tracekit runs whose instances or probes ``state`` shows."""
+    texts = list(state.get("instances") or []) + [state.get(k) or "" for k in
+                                                    ("kprobe_events", "uprobe_events", "dynamic_events")]
+    return {m.group(1) for text in texts for m in _RUN_NAME.finditer(text)}
 
 
 def snapshot_tracing_state(tracefs):
