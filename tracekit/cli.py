@@ -408,9 +408,7 @@ def _fail(exc):
 
 
 # -- the classic workflows (core: tracekit/workflows.py) ----------------------------------------
-WorkflowJsonOption = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON (schema in docs/workflows.md); CMD's output and "
-                       "diagnostics go to stderr.")]
+WorkflowJsonOption = _json_option("docs/workflows.md")
 CommandArgument = Annotated[
     List[str], typer.Argument(metavar="-- CMD...", show_default=False, help="The command to trace, after --.")]
 # Options end at the first argument, as for perf and time: `-- CMD -l` keeps CMD's -l.
@@ -462,7 +460,7 @@ def flamegraph(
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow("flamegraph", json_output, lambda: workflows.flamegraph(command, output, frequency),
+    _workflow(json_output, lambda: workflows.flamegraph(command, output, frequency),
               human.print_flamegraph)
 
 
@@ -491,7 +489,7 @@ def funcgraph(
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow("funcgraph", json_output, lambda: workflows.funcgraph(function, command), human.print_funcgraph)
+    _workflow(json_output, lambda: workflows.funcgraph(function, command), human.print_funcgraph)
 
 
 @app.command(context_settings=WORKFLOW_CONTEXT)
@@ -514,7 +512,7 @@ def sched(command: CommandArgument, json_output: WorkflowJsonOption = False):
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow("sched", json_output, lambda: workflows.sched(command), human.print_sched)
+    _workflow(json_output, lambda: workflows.sched(command), human.print_sched)
 
 
 @app.command(context_settings=WORKFLOW_CONTEXT)
@@ -555,34 +553,20 @@ def probe(
     from tracekit import workflows
 
     definitions = [definition] + list(add or [])
-    _workflow("probe", json_output,
+    _workflow(json_output,
               lambda: workflows.probe(definitions, command, str(binary) if binary is not None else None),
               human.print_probe)
 
 
-def _workflow(name, json_output, fn, printer):
-    """Run a workflow; JSON or human output; refusals and failures in one line."""
-    from tracekit import workflows
-
-    def call():
-        try:
-            return fn()
-        except (workflows.Refused, workflows.Failed) as exc:
-            if json_output:
-                json.dump(workflows.refusal_document(name, exc), sys.stdout, indent=2)
-                sys.stdout.write("\n")
-            raise
-
-    try:
-        result = _run(call)
-    except KeyboardInterrupt:
-        typer.echo("tracekit: interrupted; the tracing state is as it was", err=True)
-        raise typer.Exit(130)
+def _workflow(json_output, fn, printer):
+    """Run a workflow: its result as JSON or for a person; a refusal or
+    failure is one line (stdout empty), Ctrl-C after the recording exit 130."""
+    with _interrupts():
+        result = _run(fn)
     if result.interrupted or result.exit_status != 0:
         typer.echo("tracekit: note: %s %s" % (result.command[0], result.ended), err=True)
     if json_output:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(result.to_dict())
     else:
         printer(result)
 

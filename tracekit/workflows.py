@@ -11,7 +11,8 @@ Ctrl-C during the recording ends the recording, the way it ends `perf
 record`, and the result is made from what was recorded.
 
 Results are dataclasses; the CLI prints them, or their ``to_dict()`` as JSON
-(schema tracekit.workflow/1, docs/workflows.md)."""
+(schema tracekit.workflow/1: docs/workflows.md, tracekit/schemas/
+workflow.schema.json)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class Outcome:
         return "stopped by Ctrl-C" if self.interrupted else checks.exit_text(self.exit_status)
 
     def to_dict(self):
-        document = {"schema": SCHEMA, "status": "ok"}
+        document = {"schema": SCHEMA}
         document.update(dataclasses.asdict(self))
         document["ended"] = self.ended
         return document
@@ -299,12 +300,3 @@ def leftover_probes(tracefs, group):
             left += [line.split()[0] for line in checks.read(os.path.join(tracefs, name)).splitlines()
                      if ":%s/" % group in line.split()[0]]
     return left
-
-
-def refusal_document(workflow, exc):
-    """The JSON document of a refused or failed workflow."""
-    document = {"schema": SCHEMA, "workflow": workflow, "status": "refused" if isinstance(exc, Refused) else "failed",
-                "error": str(exc)}
-    if isinstance(exc, Refused):
-        document.update({"method": exc.method, "verdict": exc.verdict})
-    return document

@@ -7,6 +7,7 @@ import copy
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.unit.fakehost import full_host
@@ -14,6 +15,7 @@ from tracekit import doctor, workflows
 from tracekit.agent import checks, outputs, perfdata
 from tracekit.agent import facts as agent_facts
 from tracekit.errors import UsageError
+from tracekit.paths import schema_file
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "captured"
 
@@ -61,6 +63,11 @@ def test_sched_tasks_of_the_tree_one_per_thread():
     # What the workflow reported when it captured this is what these pieces give.
     reported = meta("workflow.sched")["result"]["tasks"]
     assert [(t["tid"], t["comm"], t["run_ms"]) for t in reported] == [(t.tid, t.comm, t.run_ms) for t in mine]
+
+
+@pytest.mark.parametrize("directory", ["workflow.sched", "workflow.probe"])
+def test_captured_documents_fit_the_schema(directory):
+    jsonschema.validate(meta(directory)["result"], json.loads(schema_file("workflow.schema.json").read_text()))
 
 
 def test_sched_forks_of_a_recording_without_forks_and_of_no_recording():
@@ -189,5 +196,4 @@ def test_gate_refuses_with_doctors_verdict(workflow, change, method, ready_facts
     assert "\n" not in message and info.value.exit_code == 1
     assert message == "%s refused: %s is %s here: %s; fix: %s" % (
         workflow, method, verdict.status, verdict.reason, verdict.remedy)
-    document = workflows.refusal_document(workflow, info.value)
-    assert document["status"] == "refused" and document["verdict"] == verdict.to_dict()
+    assert info.value.method == method and info.value.verdict == verdict.to_dict()
