@@ -114,6 +114,11 @@ def test_function_graph_call_trees():
     assert len(proc_calls) == 1 and "sh-4802" in proc_calls[0]  # funcgraph-proc's TASK/PID column
     assert outputs.parse_function_graph(text("ftrace.function_graph", "ftrace-rst-funcgraph-proc.txt"),
                                         "do_sys_open")[0] == []
+    # Names, not substrings; globs as set_graph_function takes them (`tracekit funcgraph 'vfs_*'`).
+    sample = text("ftrace.function_graph", "ftrace-rst-function_graph.txt")
+    assert [c.strip() for c in outputs.parse_function_graph(sample, "sys_open")[0]] == ["0)               |  sys_open() {"]
+    assert len(outputs.parse_function_graph(sample, "*sys_open")[0]) == 2
+    assert len(outputs.parse_function_graph(sample, "_spin_*")[0]) == 2
 
 
 # -- trace-cmd (published: trace-cmd-report(1)) -----------------------------------------------

@@ -542,9 +542,10 @@ def function_graph(ctx, fn, pid, traced, follow_forks=False):
     ``follow_forks``, by the children it starts) while ``traced()`` runs.
     The `tracekit funcgraph` command and the function_graph check."""
     settings = [("set_graph_function", fn), ("set_ftrace_pid", str(pid)), ("options/funcgraph-proc", "1")]
-    if follow_forks:
-        settings.append(("options/function-fork", "1"))
     with function_graph_tracer(ctx) as tracefs_dir:
+        # function-fork (Linux 4.12 on) adds the children of a traced pid to the filter.
+        if follow_forks and os.path.exists(os.path.join(tracefs_dir, "options/function-fork")):
+            settings.append(("options/function-fork", "1"))
         for name, value in settings + [("current_tracer", "function_graph")]:
             try:
                 write(os.path.join(tracefs_dir, name), value)

@@ -13,6 +13,7 @@ is recognised but holds nothing of interest gives an empty result.
 Tests: tests/unit/test_outputs.py on the captures in tests/data/captured/.
 """
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -80,12 +81,16 @@ def probe_value(line, name, base=10):
         return None
 
 
+_CALLED = re.compile(r"([\w.$]+)\(\)")
+
+
 def parse_function_graph(text, function):
     """(call-tree lines of ``function``, all records) of a function_graph
-    trace: ``function() {`` opens a call tree, ``function();`` is a leaf call."""
+    trace: ``function() {`` opens a call tree, ``function();`` is a leaf call.
+    ``function`` is a name, or a glob as set_graph_function takes it (vfs_*)."""
     lines = [line.rstrip() for line in (text or "").splitlines()
              if line.strip() and not line.lstrip().startswith("#")]
-    calls = [line for line in lines if function + "()" in line]
+    calls = [line for line in lines if any(fnmatch.fnmatchcase(name, function) for name in _CALLED.findall(line))]
     return calls, lines
 
 
