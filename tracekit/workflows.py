@@ -133,7 +133,7 @@ def resolve_command(command):
         raise UsageError("no command to trace: give it after --, e.g. `-- ls -l`")
     if not shutil.which(command[0]):
         raise UsageError("%s: command not found (or not executable)" % command[0])
-    return list(command)
+    return command
 
 
 def require_root(workflow):
@@ -151,13 +151,13 @@ def gate(workflow, check_id, report):
 
 
 @contextlib.contextmanager
-def _session(workflow, command, check_id=None):
+def _session(workflow, command):
     """Usage, root and doctor's gate, then a checks.Context for the run; a
     CheckFailed (or OSError...) of the shared code becomes Failed."""
     argv = resolve_command(command)
     require_root(workflow.split()[0])
     report = doctor.diagnose()
-    gate(workflow, check_id or CHECK_OF[workflow], report)
+    gate(workflow, CHECK_OF[workflow], report)
     ctx = checks.Context(report.facts)
     try:
         yield ctx, argv
