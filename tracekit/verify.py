@@ -109,7 +109,7 @@ def build_play(agent):
         {"name": "Preflight | the checks asked for exist",
          "ansible.builtin.assert": {
              "that": "tracekit_verify_checks | default([]) | difference(_tracekit_verify_known) | length == 0",
-             "fail_msg": "unknown check {{ tracekit_verify_checks | difference(_tracekit_verify_known) | join(', ') }}; "
+             "fail_msg": "unknown check {{ tracekit_verify_checks | default([]) | difference(_tracekit_verify_known) | join(', ') }}; "
                          "valid: {{ _tracekit_verify_known | join(', ') }}",
              "quiet": True},
          "vars": {"_tracekit_verify_known": [c.id for c in agent_verify.select()]}},
