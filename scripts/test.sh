@@ -18,10 +18,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # python3-venv makes the environments the packaging test builds.
     # The fleet tier (lab/fleet.py) bootstraps Debian/Ubuntu userlands with
     # debootstrap (signatures checked with gpg and the Debian keyring) and
-    # reaches its hosts with ssh, ssh-keygen and ssh-keyscan.
+    # reaches its hosts with ssh, ssh-keygen and ssh-keyscan. vagrant
+    # validates the Vagrantfile and provisions a fleet host through it (no VM
+    # provider is needed for that).
     missing=""
     for pkg in gcc linux-perf python3-venv util-linux \
-               debootstrap debian-archive-keyring gpg openssh-client; do
+               debootstrap debian-archive-keyring gpg openssh-client vagrant; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
     done
     if [ -n "$missing" ]; then

@@ -6,6 +6,7 @@ on remote hosts.  Standard library and tracekit's own stdlib-only modules
 
 import argparse
 import json
+import os
 import sys
 
 from tracekit import doctor
@@ -30,6 +31,13 @@ def verify(only=(), artifacts=None, timeout_scale=1.0, on_result=None, on_start=
         "doctor": verdicts,
         "exit_code": agent_verify.exit_code(outcome),
     })
+    if artifacts:
+        # The whole document beside the flame graph and trace excerpts, so a
+        # fleet run keeps each host's result with its artifacts.
+        os.makedirs(artifacts, exist_ok=True)
+        with open(os.path.join(artifacts, "verify.json"), "w") as f:
+            json.dump(outcome, f, indent=1, sort_keys=True)
+            f.write("\n")
     return outcome
 
 

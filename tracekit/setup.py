@@ -37,6 +37,10 @@ NEEDS = {"dbgsym": ("ddebs",), "bcc": ("headers",), "systemtap": ("headers",)}
 # all of them in one apt transaction (the `packages` role) after these ran.
 BEFORE_PACKAGES = ("debugfs", "ddebs")
 SUPPORTED_DISTRIBUTIONS = ("Ubuntu", "Debian")
+# Who tracekit's plays run on: every host of the inventory (the CLI narrows
+# with --limit), or the pattern in tracekit_hosts (a fleet importing the
+# collection's playbooks for one group of its inventory).
+PLAY_HOSTS = "{{ tracekit_hosts | default('all') }}"
 # What `tracekit verify` needs on a host to build its probe target.
 PROBE_TOOLCHAIN = ("gcc", "libc6-dev")
 
@@ -112,11 +116,13 @@ def validate_inventory(path):
     return sorted(hosts)
 
 
-def build_playbook(components, doctor_agent=None):
+def build_playbook(components, doctor_agent=None, collection=None):
     """One play: each component's role in a block of its own, so one that
     fails is reported and the others still run; the host fails at the end
     if any component did.  With ``doctor_agent`` (tracekit.remote's zip
-    application) each host's tracing facts are read at the end, for doctor."""
+    application) each host's tracing facts are read at the end, for doctor.
+    With ``collection`` (e.g. tracekit.tracing) the roles are named by their
+    fully qualified names, for the collection's own setup playbook."""
     tasks = []
     if any(c not in ("debugfs",) for c in components):
         tasks.append({
@@ -131,7 +137,8 @@ def build_playbook(components, doctor_agent=None):
     steps = [c for c in components if c in BEFORE_PACKAGES] + (["packages"] if batch else []) + batch
     for step in steps:
         tags = batch if step == "packages" else [step]
-        include = {"name": "Set up %s" % step, "ansible.builtin.include_role": {"name": step, "apply": {"tags": tags}}}
+        role = "%s.%s" % (collection, step) if collection else step
+        include = {"name": "Set up %s" % step, "ansible.builtin.include_role": {"name": role, "apply": {"tags": tags}}}
         if step == "packages":
             # gcc and libc headers: tracekit verify builds its probe target on the host.
             # Packages the roles before this step left to it join the same transaction.
@@ -164,7 +171,7 @@ def build_playbook(components, doctor_agent=None):
         "tags": ["always"]})
     return [{
         "name": "tracekit setup: %s" % ", ".join(components),
-        "hosts": "all",
+        "hosts": PLAY_HOSTS,
         "become": True,
         "gather_facts": True,
         # What the roles read: distribution, kernel release, architecture, and

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,25 +86,77 @@ def run_local(only=(), artifacts=None, timeout_scale=1.0, on_result=None, on_sta
     return VerifyResult({"localhost": doc}, str(artifacts) if artifacts else None)
 
 
-def build_play(agent, only, remote_dir, artifacts, timeout_scale):
-    args = ["verify", "--artifacts", remote_dir, "--timeout-scale", str(timeout_scale)]
-    for check in only:
-        args += ["--only", check]
+def build_play(agent):
+    """The verify play: tracekit's zip application (``agent``, a path on the
+    controller, or one relative to the playbook's files/ in the collection)
+    runs the suite on each host, the artifacts come back and the host fails
+    when a check failed.  `tracekit verify -i` and the collection's verify
+    playbook are this play; what they choose comes in variables (the CLI
+    passes its options as extra vars, see play_vars):
+
+    tracekit_verify_checks         check ids to run (default: all)
+    tracekit_verify_timeout_scale  multiplies every check's time limit (default 1.0)
+    tracekit_verify_artifacts      controller directory for <host>/ artifacts
+                                   (default: none kept)"""
+    from tracekit.setup import PLAY_HOSTS
+
+    command = " ".join([
+        str(agent), "verify", "--artifacts {{ __tracekit_verify_dir.path | quote }}",
+        "--timeout-scale {{ tracekit_verify_timeout_scale | default(1.0) | float }}",
+        "{% for check in tracekit_verify_checks | default([]) %} --only {{ check | quote }}{% endfor %}"])
+    results = "(__tracekit_verify.stdout | from_json)"
     tasks = [
-        {"name": VERIFY_TASK,
-         "ansible.builtin.script": {"cmd": " ".join([str(agent)] + args),
-                                    "executable": "{{ ansible_python_interpreter | default('/usr/bin/python3') }}"},
-         "register": "__tracekit_verify", "changed_when": False},
-        {"name": "Verify | find the artifacts",
-         "ansible.builtin.find": {"paths": remote_dir}, "register": "__tracekit_verify_artifacts"},
-        {"name": "Verify | bring the artifacts back",
-         "ansible.builtin.fetch": {"src": "{{ item.path }}", "flat": True,
-                                   "dest": "%s/{{ inventory_hostname }}/" % os.path.abspath(artifacts)},
-         "loop": "{{ __tracekit_verify_artifacts.files }}", "loop_control": {"label": "{{ item.path | basename }}"}},
-        {"name": "Verify | remove the artifacts from the host",
-         "ansible.builtin.file": {"path": remote_dir, "state": "absent"}},
+        {"name": "Preflight | the checks asked for exist",
+         "ansible.builtin.assert": {
+             "that": "tracekit_verify_checks | default([]) | difference(_tracekit_verify_known) | length == 0",
+             "fail_msg": "unknown check {{ tracekit_verify_checks | default([]) | difference(_tracekit_verify_known) | join(', ') }}; "
+                         "valid: {{ _tracekit_verify_known | join(', ') }}",
+             "quiet": True},
+         "vars": {"_tracekit_verify_known": [c.id for c in agent_verify.select()]}},
+        {"name": "Verify | a private directory for the artifacts",
+         "ansible.builtin.tempfile": {"state": "directory", "prefix": "tracekit-verify-"},
+         "register": "__tracekit_verify_dir"},
+        {"name": "Verify | run and bring the artifacts back",
+         "block": [
+             {"name": VERIFY_TASK,
+              "ansible.builtin.script": {
+                  "cmd": command, "executable": "{{ ansible_python_interpreter | default('/usr/bin/python3') }}"},
+              "register": "__tracekit_verify", "changed_when": False},
+             {"name": "Verify | find the artifacts",
+              "ansible.builtin.find": {"paths": "{{ __tracekit_verify_dir.path }}"},
+              "register": "__tracekit_verify_artifacts",
+              "when": "tracekit_verify_artifacts | default('') | length > 0"},
+             {"name": "Verify | bring the artifacts back",
+              "ansible.builtin.fetch": {
+                  "src": "{{ item.path }}", "flat": True,
+                  "dest": "{{ tracekit_verify_artifacts | ansible.builtin.realpath }}/{{ inventory_hostname }}/"},
+              "loop": "{{ __tracekit_verify_artifacts.files | default([]) }}",
+              "loop_control": {"label": "{{ item.path | basename }}"}},
+         ],
+         # Also when the suite could not run: nothing of tracekit's stays on the host.
+         "always": [
+             {"name": "Verify | remove the artifacts from the host",
+              "ansible.builtin.file": {"path": "{{ __tracekit_verify_dir.path }}", "state": "absent"}},
+         ]},
+        {"name": "Verify | results",
+         "ansible.builtin.debug": {
+             "msg": "{{ %s.results | map(attribute='status') | zip(%s.results | map(attribute='id'), "
+                    "%s.results | map(attribute='detail')) | map('join', ' ') | list }}" % (results, results, results)}},
+        {"name": "Verify | nothing failed and the tracing state is as it was",
+         "ansible.builtin.assert": {
+             "that": ["%s.exit_code == 0" % results],
+             "fail_msg": "failed: {{ %s.results | selectattr('status', 'equalto', 'failed') | map(attribute='id') "
+                         "| join(', ') or 'none' }}; tracing state changed: {{ %s.state_changed | list | join(', ') "
+                         "or 'no' }}; interrupted: {{ %s.interrupted }}" % (results, results, results),
+             "quiet": True}},
     ]
-    return [{"name": "tracekit verify", "hosts": "all", "become": True, "gather_facts": False, "tasks": tasks}]
+    return [{"name": "tracekit verify", "hosts": PLAY_HOSTS, "become": True, "gather_facts": False, "tasks": tasks}]
+
+
+def play_vars(only=(), artifacts=None, timeout_scale=1.0):
+    """The verify play's variables for what the CLI was asked."""
+    return {"tracekit_verify_checks": list(only), "tracekit_verify_timeout_scale": timeout_scale,
+            "tracekit_verify_artifacts": os.path.abspath(artifacts) if artifacts else ""}
 
 
 def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0, on_event=None):
@@ -113,7 +164,6 @@ def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0
     from tracekit import setup
 
     artifacts = Path(artifacts or default_artifacts_dir())
-    remote_dir = "/tmp/tracekit-verify-" + uuid.uuid4().hex[:12]
     hosts = {}
 
     def handle(event):
@@ -133,9 +183,9 @@ def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0
         if on_event:
             on_event(event)
 
-    _, _, error = setup.run_play(lambda agent: build_play(agent, only, remote_dir, artifacts, timeout_scale),
-                                 inventory=inventory, limit=limit, on_event=handle, any_host=lambda: bool(hosts),
-                                 prefix="tracekit-verify-")
+    _, _, error = setup.run_play(build_play, inventory=inventory, limit=limit,
+                                 variables=play_vars(only, artifacts, timeout_scale), on_event=handle,
+                                 any_host=lambda: bool(hosts), prefix="tracekit-verify-")
     if error and not hosts:
         raise TracekitError("ansible: %s" % error)
     return VerifyResult(hosts, str(artifacts))

@@ -159,6 +159,8 @@ def test_global_tracing_state_is_unchanged(verified):
 def test_artifacts_and_junit(verified):
     _, document, _, _, _, out = verified
     results = {r["id"]: r for r in document["hosts"]["localhost"]["results"]}
+    kept = json.loads((out / "artifacts/localhost/verify.json").read_text())
+    assert {r["id"]: r["status"] for r in kept["results"]} == {i: r["status"] for i, r in results.items()}
     if results["perf.flamegraph"]["status"] == "passed":
         svg = ET.parse(str(out / "artifacts/localhost/flamegraph.svg")).getroot()
         assert svg.tag.endswith("svg") and "tk_work" in ET.tostring(svg, encoding="unicode")

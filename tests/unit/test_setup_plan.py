@@ -57,7 +57,7 @@ def _steps(play):
 
 def test_playbook_runs_each_component_in_its_own_rescued_block():
     (play,) = setup.build_playbook(["debugfs"])
-    assert play["hosts"] == "all" and play["become"] is True
+    assert play["hosts"] == "{{ tracekit_hosts | default('all') }}" and play["become"] is True
     (step,) = _steps(play)
     assert step["tags"] == ["debugfs"]
     (include,) = step["block"]
