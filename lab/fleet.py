@@ -89,15 +89,23 @@ def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- rootfs
 
 
-def cache_key(suite: str, mirror: str | None, security_mirror: str | None) -> str:
+def includes(suite: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """What debootstrap installs beyond minbase: INCLUDE, the suite's own
+    extras, and a caller's (lab/kernel.py adds an init system and a kernel's
+    needs), without duplicates."""
+    return tuple(dict.fromkeys(INCLUDE + SUITES[suite].extra + tuple(extra)))
+
+
+def cache_key(suite: str, mirror: str | None, security_mirror: str | None, extra: tuple[str, ...] = ()) -> str:
     s = SUITES[suite]
     blob = json.dumps([RECIPE_VERSION, suite, s.components, s.apt_components, s.script,
-                       sorted(INCLUDE + s.extra), mirror or "", security_mirror or ""])
+                       sorted(includes(suite, extra)), mirror or "", security_mirror or ""])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def rootfs_path(suite: str, mirror: str | None = None, security_mirror: str | None = None) -> Path:
-    return CACHE / f"{suite}-{cache_key(suite, mirror, security_mirror)}"
+def rootfs_path(suite: str, mirror: str | None = None, security_mirror: str | None = None,
+                extra: tuple[str, ...] = ()) -> Path:
+    return CACHE / f"{suite}-{cache_key(suite, mirror, security_mirror, extra)}"
 
 
 def ubuntu_keyring(tmp: Path) -> Path:
@@ -206,12 +214,14 @@ def in_private_namespaces(script: str, *args: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def build_rootfs(suite: str, mirror: str | None = None, security_mirror: str | None = None) -> Path:
+def build_rootfs(suite: str, mirror: str | None = None, security_mirror: str | None = None,
+                 extra: tuple[str, ...] = ()) -> Path:
     """Build the suite's rootfs once into a temporary directory and rename it into
-    place, so the cache only ever holds complete trees."""
+    place, so the cache only ever holds complete trees. ``extra`` packages are
+    installed by debootstrap too (and are part of the cache key)."""
     if suite not in SUITES:
         raise LabError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
-    final = rootfs_path(suite, mirror, security_mirror)
+    final = rootfs_path(suite, mirror, security_mirror, extra)
     if final.is_dir():
         return final
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -230,7 +240,7 @@ def build_rootfs(suite: str, mirror: str | None = None, security_mirror: str | N
             if not keyring.is_file():
                 raise LabError(f"{keyring} missing: apt-get install debian-archive-keyring")
             argv = ["--variant=minbase", f"--components={','.join(s.components)}",
-                    f"--include={','.join(INCLUDE + s.extra)}", f"--keyring={keyring}",
+                    f"--include={','.join(includes(suite, extra))}", f"--keyring={keyring}",
                     suite, str(tree), mirror or ""]
             if s.script:
                 argv.append(s.script)
@@ -249,7 +259,7 @@ def build_rootfs(suite: str, mirror: str | None = None, security_mirror: str | N
             for key in (tree / "etc/ssh").glob("ssh_host_*"):
                 key.unlink()  # every host gets its own keys at `up`
             meta = {"suite": suite, "key": final.name, "recipe": RECIPE_VERSION,
-                    "include": list(INCLUDE + s.extra), "mirror": mirror or "(debootstrap default)",
+                    "include": list(includes(suite, extra)), "mirror": mirror or "(debootstrap default)",
                     "seconds": round(time.monotonic() - t0, 1), "built": time.strftime("%F %T")}
             os.rename(tree, final)
             (CACHE / f"{final.name}.json").write_text(json.dumps(meta, indent=1) + "\n")
