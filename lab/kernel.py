@@ -1,0 +1,490 @@
+#!/usr/bin/python3
+"""Kernel lab: Ubuntu noble's generic kernel booted under qemu (TCG), reached over SSH
+on 127.0.0.1, so tracekit can be set up and verified on a real distribution kernel
+(kprobes, the function tracer, headers, loadable modules) that this machine lacks.
+
+    lab/kernel.py build                       # once; cached under /var/cache/tracekit-lab/kernel
+    lab/kernel.py up --state DIR [--allow 127.0.0.1:PORT]...
+    lab/kernel.py status --state DIR [--json]
+    lab/kernel.py down --state DIR
+
+`build` makes a noble rootfs with lab/fleet.py (debootstrap, the Ubuntu archive key
+pinned by fingerprint) plus an init system, installs the pinned kernel into it with
+apt from the same verified archive, and turns it into a raw ext4 image; the kernel
+is booted with -kernel (no initramfs: virtio-blk and ext4 are built in).
+
+`up` starts, each recorded by PID: lab/aptproxy.py on a free 127.0.0.1 port (the
+only thing the guest can reach: qemu user networking with restrict=on and one
+guestfwd to it), then qemu on a copy-on-write qcow2 overlay of the cached image (the
+image itself is never written) plus a small seed disk with this VM's SSH host key
+and root's authorized key. It waits for SSH (the host key must be the one generated
+for this VM) and writes inventory.yml like lab/fleet.py. `down` stops exactly those
+processes and removes the overlay. Root only, stdlib only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+LAB = Path(__file__).resolve().parent
+sys.path.insert(0, str(LAB))
+import fleet  # noqa: E402  (lab/ is not a package: fleet.py runs as a script too)
+from fleet import LabError, alive, atomic_write, keygen, proc_stat, remove_tree, run  # noqa: E402
+
+# The kernel, pinned in this one place: noble's linux-image-generic as of the lab's
+# first build (Ubuntu keeps every 6.8.0 ABI of noble in the archive's indexes, so a
+# cold build still finds it). The image and modules packages only: the metapackage
+# also pulls linux-modules-extra, linux-firmware and microcode (about 600 MB) that a
+# virtio guest does not use.
+KERNEL_ABI = "6.8.0-151-generic"
+KERNEL_VERSION = "6.8.0-151.151"
+KERNEL_PACKAGES = (f"linux-image-{KERNEL_ABI}", f"linux-modules-{KERNEL_ABI}")
+
+# Bump when the image recipe below changes (the cache key includes it).
+RECIPE_VERSION = 1
+SUITE = "noble"
+CACHE = Path("/var/cache/tracekit-lab/kernel")
+PROXY_CACHE = Path("/var/cache/tracekit-lab/apt-proxy")
+# debootstrap installs these beyond fleet.py's INCLUDE: an init system with udev
+# (device units for the seed disk) and networkd, modprobe for the kernel's modules,
+# ip and ps for whoever debugs the guest.
+VM_EXTRA = ("systemd-sysv", "udev", "kmod", "iproute2", "procps")
+DISK_SIZE = "16G"  # sparse: the image holds about 1 GB; the rest is room for packages
+
+# Inside the guest: qemu user networking's default 10.0.2.0/24, a static address
+# (no DHCP wait) and the apt proxy at a guestfwd address.
+GUEST_ADDR = "10.0.2.15/24"
+GUEST_PROXY = ("10.0.2.100", 3142)
+HOSTNAME = "noble-kernel"
+VCPUS = 2
+MEMORY_MB = 3072
+BOOT_TIMEOUT = 300  # s; SSH answered about 23 s after start in LAB.md's measurements
+KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.firstboot=off "
+                  "systemd.show_status=false")
+
+GUEST_FILES = {
+    "etc/fstab": ("/dev/vda / ext4 rw,errors=remount-ro 0 1\n", 0o644),
+    "etc/hostname": (HOSTNAME + "\n", 0o644),
+    "etc/hosts": (f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                  0o644),
+    "etc/systemd/network/10-tracekit-lab.network": (
+        f"# tracekit kernel lab: qemu user networking, static (no DHCP wait)\n[Match]\nName=eth0\n\n"
+        f"[Network]\nAddress={GUEST_ADDR}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n", 0o644),
+    # Every apt request goes to the lab's proxy (the guest has no other route);
+    # https sources could not be proxied and are not used.
+    "etc/apt/apt.conf.d/01tracekit-lab-proxy": (
+        f'Acquire::http::Proxy "http://{GUEST_PROXY[0]}:{GUEST_PROXY[1]}/";\nAcquire::Retries "3";\n', 0o644),
+    "etc/ssh/sshd_config.d/tracekit-lab.conf": (
+        "# tracekit kernel lab: key logins only; the host key comes from the seed disk\n"
+        "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n", 0o644),
+    "usr/local/sbin/tracekit-lab-seed": (r"""#!/bin/sh
+# tracekit kernel lab: install this VM's SSH host key and root's authorized key
+# from the seed disk lab/kernel.py up attaches as the second virtio disk.
+set -eu
+mkdir -p /run/tracekit-seed
+mount -o ro /dev/vdb /run/tracekit-seed
+install -m 600 /run/tracekit-seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
+install -m 644 /run/tracekit-seed/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
+install -d -m 700 /root/.ssh
+install -m 600 /run/tracekit-seed/authorized_keys /root/.ssh/authorized_keys
+umount /run/tracekit-seed
+""", 0o755),
+    "etc/systemd/system/tracekit-lab-seed.service": ("""[Unit]
+Description=tracekit kernel lab: SSH keys from the seed disk
+DefaultDependencies=no
+Requires=dev-vdb.device
+After=dev-vdb.device local-fs.target
+Before=ssh.socket ssh.service sockets.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/tracekit-lab-seed
+
+[Install]
+WantedBy=sockets.target
+""", 0o644),
+    # Written after the kernel is installed (the build resolves names with this
+    # machine's resolver; the guest has no DNS: apt's proxy resolves for it).
+    "etc/resolv.conf": ("# tracekit kernel lab: no DNS in the guest; apt goes through the lab's proxy\n", 0o644),
+}
+
+# In private mount and PID namespaces (fleet.in_private_namespaces): install the
+# pinned kernel from the verified archive, with no service started in the chroot,
+# then enable what the guest runs and mask what would fight tracekit's apt runs.
+KERNEL_SH = r"""
+set -eu
+tree=$1; shift
+mount -t proc proc "$tree/proc"
+printf '#!/bin/sh\nexit 101\n' > "$tree/usr/sbin/policy-rc.d"
+chmod 755 "$tree/usr/sbin/policy-rc.d"
+chroot "$tree" apt-get update -q
+DEBIAN_FRONTEND=noninteractive chroot "$tree" apt-get install -y -q --no-install-recommends "$@"
+chroot "$tree" apt-get clean
+rm -rf "$tree"/var/lib/apt/lists/*_* "$tree"/var/lib/apt/lists/partial/*
+rm -f "$tree/usr/sbin/policy-rc.d"
+chroot "$tree" systemctl enable systemd-networkd.service tracekit-lab-seed.service
+chroot "$tree" systemctl mask apt-daily.timer apt-daily-upgrade.timer systemd-networkd-wait-online.service \
+    e2scrub_reap.service e2scrub_all.timer fstrim.timer motd-news.timer dpkg-db-backup.timer
+rm -f "$tree"/etc/ssh/ssh_host_*
+umount "$tree/proc"
+"""
+
+
+def log(msg: str) -> None:
+    print(f"kernel-lab: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def image_key(rootfs: Path) -> str:
+    blob = json.dumps([RECIPE_VERSION, rootfs.name, KERNEL_ABI, KERNEL_VERSION, KERNEL_PACKAGES, DISK_SIZE,
+                       KERNEL_SH, sorted(GUEST_FILES.items())])
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def image_dir(rootfs: Path) -> Path:
+    return CACHE / f"{SUITE}-{KERNEL_ABI}-{image_key(rootfs)}"
+
+
+def mirror_origins(tree: Path) -> list[str]:
+    """host[:port] of every URI in the image's apt sources (what the proxy forwards to)."""
+    origins = []
+    for path in sorted((tree / "etc/apt/sources.list.d").glob("*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:"):
+                for uri in line.split()[1:]:
+                    u = urlsplit(uri)
+                    if u.scheme != "http":
+                        raise LabError(f"{path}: {uri}: the lab's apt proxy forwards http sources only")
+                    origins.append(f"{u.hostname}:{u.port or 80}")
+    if not origins:
+        raise LabError(f"no apt sources in {tree}/etc/apt/sources.list.d")
+    return sorted(set(origins))
+
+
+def build(mirror: str | None = None, security_mirror: str | None = None) -> Path:
+    """The cached image directory: vmlinuz, disk.raw, image.json. Built once per key."""
+    t0 = time.monotonic()
+    rootfs = fleet.build_rootfs(SUITE, mirror, security_mirror, VM_EXTRA)
+    final = image_dir(rootfs)
+    if (final / "image.json").is_file():
+        return final
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / "image.json").is_file():
+            return final
+        for stale in CACHE.glob(".tmp-*"):  # left by a killed build
+            remove_tree(stale)
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=CACHE))
+        try:
+            tree = work / "tree"
+            log(f"building the {KERNEL_ABI} image from {rootfs.name}")
+            run(["cp", "-a", "--reflink=auto", str(rootfs), str(tree)])
+            for rel, (text, mode) in GUEST_FILES.items():
+                if rel == "etc/resolv.conf":
+                    continue
+                target = tree / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.unlink(missing_ok=True)
+                target.write_text(text)
+                target.chmod(mode)
+            pins = [f"{p}={KERNEL_VERSION}" for p in KERNEL_PACKAGES]
+            rc, out = fleet.in_private_namespaces(KERNEL_SH, str(tree), *pins)
+            if rc != 0:
+                raise LabError(f"installing {' '.join(pins)} failed ({rc}):\n{out[-4000:]}")
+            (work / "install.log").write_text(out)
+            text, mode = GUEST_FILES["etc/resolv.conf"]
+            (tree / "etc/resolv.conf").unlink(missing_ok=True)
+            (tree / "etc/resolv.conf").write_text(text)
+            vmlinuz = tree / "boot" / f"vmlinuz-{KERNEL_ABI}"
+            if not vmlinuz.is_file() or not (tree / "lib/modules" / KERNEL_ABI / "modules.dep").is_file():
+                raise LabError(f"{vmlinuz} or its modules missing after the install:\n{out[-2000:]}")
+            shutil.copy2(vmlinuz, work / "vmlinuz")
+            origins = mirror_origins(tree)
+            disk = work / "disk.raw"
+            run(["truncate", "-s", DISK_SIZE, str(disk)])
+            run(["mkfs.ext4", "-q", "-F", "-L", "tracekit-root", "-d", str(tree), str(disk)])
+            remove_tree(tree)
+            meta = {"kernel": KERNEL_ABI, "version": KERNEL_VERSION, "packages": list(KERNEL_PACKAGES),
+                    "rootfs": rootfs.name, "recipe": RECIPE_VERSION, "mirrors": origins,
+                    "seconds": round(time.monotonic() - t0, 1), "built": time.strftime("%F %T")}
+            (work / "image.json").write_text(json.dumps(meta, indent=1) + "\n")
+            os.rename(work, final)
+            log(f"built {final} in {meta['seconds']} s")
+        finally:
+            remove_tree(work)
+    return final
+
+
+# --------------------------------------------------------------------------- up/down
+
+
+class State:
+    """The state directory: fleet.py's layout for keys and inventory (its
+    known_hosts, id_ed25519, inventory.yml), plus vm.json and the VM's files."""
+
+    def __init__(self, path: str):
+        self.fleet = fleet.State(path)
+        self.dir = self.fleet.dir
+        self.json = self.dir / "vm.json"
+        self.overlay = self.dir / "disk.qcow2"
+        self.seed = self.dir / "seed.img"
+        self.console = self.dir / "console.log"
+        self.proxy_log = self.dir / "aptproxy.log"
+        self.proxy_port_file = self.dir / "aptproxy.port"
+
+    def load(self) -> dict:
+        return json.loads(self.json.read_text()) if self.json.is_file() else {}
+
+    def save(self, vm: dict) -> None:
+        atomic_write(self.json, json.dumps(vm, indent=1) + "\n")
+
+
+def spawn(argv: list[str], logfile: Path) -> tuple[int, int]:
+    """Start argv detached (own session, output to logfile); (pid, start time)."""
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    start = proc_stat(proc.pid)[2]
+    proc.returncode = 0  # not ours to wait for: keeps Popen's destructor quiet
+    return proc.pid, start
+
+
+def stop_pid(pid: int, start: int, what: str, timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL, the process we started (never a reused PID)."""
+    if not alive(pid, start):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid, start):
+        os.kill(pid, signal.SIGKILL)
+        while alive(pid, start) and time.monotonic() < deadline + timeout:
+            time.sleep(0.05)
+    if alive(pid, start):
+        raise LabError(f"{what} (PID {pid}) still alive")
+
+
+def make_seed(state: State) -> str:
+    """The seed disk: this VM's host key and root's authorized key; returns the
+    known_hosts key text (type and key) of the host key."""
+    client_pub = keygen(state.fleet.client_key, "tracekit-lab")
+    hostkey = state.dir / "ssh_host_ed25519_key"
+    hostkey.unlink(missing_ok=True)
+    hostkey.with_suffix(".pub").unlink(missing_ok=True)
+    pub = keygen(hostkey, f"root@{HOSTNAME}")
+    seed = state.dir / "seed"
+    remove_tree(seed)
+    seed.mkdir(mode=0o700)
+    shutil.copy2(hostkey, seed / hostkey.name)
+    shutil.copy2(hostkey.with_suffix(".pub"), seed / (hostkey.name + ".pub"))
+    (seed / "authorized_keys").write_text(client_pub + "\n")
+    state.seed.unlink(missing_ok=True)
+    run(["truncate", "-s", "8M", str(state.seed)])
+    run(["mkfs.ext4", "-q", "-F", "-L", "tracekit-seed", "-d", str(seed), str(state.seed)])
+    remove_tree(seed)
+    return " ".join(pub.split()[:2])
+
+
+def qemu_argv(image: Path, state: State, ssh_port: int, proxy_port: int) -> list[str]:
+    gp = GUEST_PROXY
+    netdev = (f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
+              f"guestfwd=tcp:{gp[0]}:{gp[1]}-cmd:{sys.executable} {LAB / 'aptproxy.py'} relay {proxy_port}")
+    if "," in netdev.split("guestfwd=")[1]:
+        raise LabError(f"{LAB}: the lab's path must not contain a comma (qemu's option separator)")
+    # nice: TCG keeps a core busy; others benchmark on this machine. Single-threaded
+    # TCG: multi-threaded once dropped SSH under load (LAB.md).
+    return ["nice", "-n", "10", "qemu-system-x86_64", "-name", "tracekit-kernel-lab",
+            "-accel", "tcg,thread=single", "-smp", str(VCPUS), "-m", str(MEMORY_MB),
+            "-display", "none", "-monitor", "none", "-serial", f"file:{state.console}", "-no-reboot",
+            "-kernel", str(image / "vmlinuz"), "-append", KERNEL_CMDLINE,
+            "-drive", f"file={state.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+            "-drive", f"file={state.seed},if=virtio,format=raw,readonly=on",
+            "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+            "-device", "virtio-rng-pci"]
+
+
+def wait_for_port_file(path: Path, pid: int, start: int, logfile: Path, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        if not alive(pid, start):
+            raise LabError(f"the apt proxy exited:\n{logfile.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise LabError(f"the apt proxy did not start within {timeout:.0f} s")
+        time.sleep(0.05)
+    return int(path.read_text())
+
+
+def wait_ssh(state: State, vm: dict, want: str, timeout: float) -> float:
+    """Seconds until the VM answered SSH with its own host key and a key login worked."""
+    t0 = time.monotonic()
+    port = vm["ssh_port"]
+    line = f"[127.0.0.1]:{port} {want}"
+    while True:
+        if not alive(vm["qemu_pid"], vm["qemu_start"]):
+            raise LabError(f"qemu exited before the guest answered SSH; console:\n{console_tail(state)}")
+        scan = subprocess.run(["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(port), "127.0.0.1"],
+                              capture_output=True, text=True, check=False).stdout.strip()
+        if scan == line:
+            break
+        if scan:
+            raise LabError(f"127.0.0.1:{port} answers with another host key: {scan}")
+        if time.monotonic() - t0 > timeout:
+            raise LabError(f"no SSH on 127.0.0.1:{port} after {timeout:.0f} s; console:\n{console_tail(state)}")
+        time.sleep(1)
+    atomic_write(state.fleet.known_hosts, line + "\n")
+    host = fleet.Host(HOSTNAME, SUITE, port, "")
+    run(fleet.ssh_argv(state.fleet, host) + ["true"], timeout=60)
+    return time.monotonic() - t0
+
+
+def console_tail(state: State) -> str:
+    try:
+        return state.console.read_text(errors="replace")[-3000:]
+    except FileNotFoundError:
+        return "(no console log)"
+
+
+def up(state: State, allow: list[str], mirror: str | None, security_mirror: str | None) -> dict:
+    state.dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state.dir, 0o700)
+    vm = state.load()
+    if vm and (alive(vm.get("qemu_pid", 0), vm.get("qemu_start", 0))
+               or alive(vm.get("proxy_pid", 0), vm.get("proxy_start", 0))):
+        raise LabError(f"{state.dir}: the lab is already up (`down --state {state.dir}` first)")
+    image = build(mirror, security_mirror)
+    meta = json.loads((image / "image.json").read_text())
+    for origin in allow:
+        host, _, port = origin.rpartition(":")
+        if host != "127.0.0.1" or not port.isdigit():
+            raise LabError(f"--allow {origin}: expected 127.0.0.1:PORT (a loopback test repository)")
+    timings = {}
+    t0 = time.monotonic()
+    want = make_seed(state)
+    state.overlay.unlink(missing_ok=True)
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image / "disk.raw"), str(state.overlay)])
+    state.proxy_port_file.unlink(missing_ok=True)
+    vm = {"image": str(image), "kernel": meta["kernel"], "allow": allow}
+    proxy = [sys.executable, str(LAB / "aptproxy.py"), "--cache", str(PROXY_CACHE),
+             "--port-file", str(state.proxy_port_file), "--log", str(state.proxy_log)]
+    proxy += [f"--mirror={m}" for m in meta["mirrors"]] + [f"--allow={a}" for a in allow]
+    vm["proxy_pid"], vm["proxy_start"] = spawn(proxy, state.dir / "aptproxy.out")
+    state.save(vm)  # PIDs on disk before waiting: `down` can always clean up
+    try:
+        vm["proxy_port"] = wait_for_port_file(state.proxy_port_file, vm["proxy_pid"], vm["proxy_start"],
+                                              state.dir / "aptproxy.out")
+        vm["ssh_port"] = fleet.free_port()
+        state.console.unlink(missing_ok=True)
+        vm["qemu_pid"], vm["qemu_start"] = spawn(qemu_argv(image, state, vm["ssh_port"], vm["proxy_port"]),
+                                                 state.dir / "qemu.log")
+        state.save(vm)
+        timings["boot_to_ssh"] = round(wait_ssh(state, vm, want, BOOT_TIMEOUT), 1)
+    except BaseException:
+        down(state)
+        raise
+    fleet.write_inventory(state.fleet, {HOSTNAME: fleet.Host(HOSTNAME, SUITE, vm["ssh_port"], str(image))})
+    timings["up"] = round(time.monotonic() - t0, 1)
+    vm["timings"] = timings
+    vm["state"] = "up"
+    state.save(vm)
+    log(f"{HOSTNAME} ({meta['kernel']}) up on 127.0.0.1:{vm['ssh_port']} in {timings['up']} s "
+        f"(SSH {timings['boot_to_ssh']} s after qemu started); apt proxy 127.0.0.1:{vm['proxy_port']}")
+    return vm
+
+
+def down(state: State) -> None:
+    """Stop qemu, then the proxy, each only if it is still the process we started;
+    remove the overlay and seed disk. Idempotent."""
+    vm = state.load()
+    problems = []
+    for what in ("qemu", "proxy"):
+        try:
+            stop_pid(vm.get(f"{what}_pid", 0), vm.get(f"{what}_start", 0), what)
+        except LabError as e:
+            problems.append(str(e))
+    if problems:
+        raise LabError("; ".join(problems))
+    for path in (state.overlay, state.seed, state.proxy_port_file):
+        path.unlink(missing_ok=True)
+    if vm:
+        vm["state"] = "down"
+        state.save(vm)
+
+
+def status(state: State) -> dict:
+    vm = state.load()
+    if not vm:
+        return {"state": "absent"}
+    qemu = alive(vm.get("qemu_pid", 0), vm.get("qemu_start", 0))
+    proxy = alive(vm.get("proxy_pid", 0), vm.get("proxy_start", 0))
+    ssh = False
+    if qemu and vm.get("ssh_port"):
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            ssh = s.connect_ex(("127.0.0.1", vm["ssh_port"])) == 0
+    return {"state": "up" if qemu else "down", "kernel": vm.get("kernel"), "ssh_port": vm.get("ssh_port"),
+            "qemu_pid": vm.get("qemu_pid"), "qemu": qemu, "proxy_pid": vm.get("proxy_pid"),
+            "proxy_port": vm.get("proxy_port"), "proxy": proxy, "ssh": ssh, "timings": vm.get("timings", {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    mirror_help = "apt mirror URL instead of the one debootstrap's suite script carries"
+    b = sub.add_parser("build", help="build (once) and print the cached image directory")
+    u = sub.add_parser("up", help="start the apt proxy and the VM; write inventory.yml and vm.json")
+    u.add_argument("--state", required=True, help="state directory (keys, overlay, logs, inventory)")
+    u.add_argument("--allow", action="append", default=[], metavar="127.0.0.1:PORT",
+                   help="a loopback origin the guest may reach through the proxy (the test apt repository)")
+    for sp in (b, u):
+        sp.add_argument("--mirror", help=mirror_help)
+        sp.add_argument("--security-mirror", help="security archive URL (default: the mirror)")
+    d = sub.add_parser("down", help="stop the VM and the proxy; remove the overlay (idempotent)")
+    d.add_argument("--state", required=True)
+    s = sub.add_parser("status", help="show the VM of a state directory")
+    s.add_argument("--state", required=True)
+    s.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if os.geteuid() != 0:
+        log("must run as root (debootstrap, namespaces, image building)")
+        return 2
+    try:
+        if args.cmd == "build":
+            print(build(args.mirror, args.security_mirror))
+        elif args.cmd == "up":
+            state = State(args.state)
+            up(state, args.allow, args.mirror, args.security_mirror)
+            print(state.fleet.inventory)
+        elif args.cmd == "down":
+            down(State(args.state))
+        else:
+            row = status(State(args.state))
+            print(json.dumps(row, indent=1) if args.json else
+                  " ".join(f"{k}={v}" for k, v in row.items() if k != "timings"))
+    except LabError as e:
+        log(str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
