@@ -20,10 +20,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # debootstrap (signatures checked with gpg and the Debian keyring) and
     # reaches its hosts with ssh, ssh-keygen and ssh-keyscan. vagrant
     # validates the Vagrantfile and provisions a fleet host through it (no VM
-    # provider is needed for that).
+    # provider is needed for that). The kernel lab (lab/kernel.py) boots
+    # Ubuntu's kernel with qemu (TCG) on a qcow2 overlay.
     missing=""
     for pkg in gcc linux-perf python3-venv util-linux \
-               debootstrap debian-archive-keyring gpg openssh-client vagrant; do
+               debootstrap debian-archive-keyring gpg openssh-client vagrant \
+               qemu-system-x86 qemu-utils; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
     done
     if [ -n "$missing" ]; then
