@@ -36,7 +36,10 @@ from pathlib import Path
 RECIPE_VERSION = 3
 
 LAB = Path(__file__).resolve().parent
-CACHE = Path("/var/cache/tracekit-lab/rootfs")
+# TRACEKIT_LAB_CACHE moves every lab cache (rootfs here, lab/kernel.py's images
+# and apt proxy) elsewhere, e.g. to measure a cold build beside a warm cache.
+CACHE_ROOT = Path(os.environ.get("TRACEKIT_LAB_CACHE") or "/var/cache/tracekit-lab")
+CACHE = CACHE_ROOT / "rootfs"
 
 # What Ansible and tracekit need on a minimal host: sshd to reach it, python3 and
 # python3-apt for Ansible's modules (apt module), ca-certificates and gpg for

@@ -56,8 +56,8 @@ KERNEL_PACKAGES = (f"linux-image-{KERNEL_ABI}", f"linux-modules-{KERNEL_ABI}")
 # Bump when the image recipe below changes (the cache key includes it).
 RECIPE_VERSION = 1
 SUITE = "noble"
-CACHE = Path("/var/cache/tracekit-lab/kernel")
-PROXY_CACHE = Path("/var/cache/tracekit-lab/apt-proxy")
+CACHE = fleet.CACHE_ROOT / "kernel"  # TRACEKIT_LAB_CACHE moves it (lab/fleet.py)
+PROXY_CACHE = fleet.CACHE_ROOT / "apt-proxy"
 # debootstrap installs these beyond fleet.py's INCLUDE: an init system with udev
 # (device units for the seed disk) and networkd, modprobe for the kernel's modules,
 # ip and ps for whoever debugs the guest.
