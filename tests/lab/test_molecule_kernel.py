@@ -1,0 +1,54 @@
+"""The kernel lab's molecule scenario, run in full as a lab user would run it:
+create (image, apt proxy, VM), converge (the real `tracekit setup`), idempotence,
+verify (`tracekit verify --json` in the VM), destroy. Its verify JSON is printed
+into the test output, so CI keeps each check's evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .conftest import REPO, SCENARIO, alive, require_lab
+
+EXPECTED = yaml.safe_load((SCENARIO / "vars" / "expected.yml").read_text())
+HOST = "noble-kernel"
+
+
+def test_molecule_kernel_scenario(tmp_path, capsys):
+    require_lab()
+    bin_dir = Path(sys.executable).parent
+    molecule = bin_dir / "molecule"
+    assert molecule.exists(), f"molecule is not installed next to {sys.executable} (pip install -e .[test])"
+    results = tmp_path / "results"
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}", NO_COLOR="1", MOLECULE_NO_LOG="false",
+               TRACEKIT_LAB_RESULTS=str(results))
+    t0 = time.monotonic()
+    proc = subprocess.run([str(molecule), "test", "-s", "kernel"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=2400)
+    seconds = time.monotonic() - t0
+    verify = results / "verify.json"
+    with capsys.disabled():  # into CI's output whatever happened
+        print(f"\n--- kernel lab: molecule test -s kernel, rc {proc.returncode}, {seconds:.0f} s")
+        print(proc.stdout[-6000:] if proc.returncode else "")
+        print(f"--- kernel lab: tracekit verify --json from inside the VM ({verify})")
+        print(verify.read_text() if verify.is_file() else "(none written)")
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    doc = json.loads(verify.read_text())["hosts"][HOST]
+    lab = json.loads((results / "lab.json").read_text())
+    by_id = {r["id"]: r for r in doc["results"]}
+    assert [c for c in EXPECTED["must_pass"] if by_id.get(c, {}).get("status") != "passed"] == [], by_id
+    assert [r["id"] for r in doc["results"] if r["status"] == "failed"] == [], by_id
+    # Every skip carries its reason: doctor's for tracekit's own, the measured one for the lab's.
+    assert all(r["detail"].strip() for r in doc["results"] if r["status"] == "skipped"), by_id
+    assert all(str(reason).strip() for reason in lab["skipped_by_lab"].values()), lab
+    assert not set(lab["skipped_by_lab"]) & set(by_id), "the lab ran a check it says it skips"
+    assert not doc["state_changed"], doc["state_changed"]
+    # destroy left nothing running: the VM and its proxy, by the PIDs create recorded.
+    left = {what: pid for what, (pid, start) in lab["processes"].items() if alive(int(pid), int(start))}
+    assert left == {}, f"still running after destroy: {left}"
