@@ -43,7 +43,10 @@ def test_molecule_kernel_scenario(tmp_path, capsys):
     lab = json.loads((results / "lab.json").read_text())
     by_id = {r["id"]: r for r in doc["results"]}
     assert [c for c in EXPECTED["must_pass"] if by_id.get(c, {}).get("status") != "passed"] == [], by_id
-    assert [r["id"] for r in doc["results"] if r["status"] == "failed"] == [], by_id
+    known = EXPECTED["known_failures"]
+    assert [r["id"] for r in doc["results"] if r["status"] == "failed" and r["id"] not in known] == [], by_id
+    for check, failure in known.items():  # still failing as described: a fix must update expected.yml
+        assert by_id[check]["status"] == "failed" and failure["detail"] in by_id[check]["detail"], by_id[check]
     # Every skip carries its reason: doctor's for tracekit's own, the measured one for the lab's.
     assert all(r["detail"].strip() for r in doc["results"] if r["status"] == "skipped"), by_id
     assert all(str(reason).strip() for reason in lab["skipped_by_lab"].values()), lab
