@@ -871,6 +871,26 @@ def check_trace_cmd(ctx):
     return "trace-cmd record/report: %d %s calls" % (len(hits), fn), hits[:3]
 
 
+def check_trace_cmd_function_graph(ctx):
+    """trace-cmd record -p function_graph -g on the open path. Instances on
+    some kernels (6.8) offer no function_graph, so this borrows the idle
+    global tracer as the function_graph check does (measured in the kernel
+    lab: trace-cmd's own reset plus the borrow's restore leave the global
+    settings as they were)."""
+    trace_cmd = ctx.tool("trace-cmd")
+    fn = kernel_open_function()
+    marker = ctx.marker()
+    data = os.path.join(ctx.workdir, ctx.unique("tcgraph") + ".dat")
+    with borrowed_global_tracer(ctx.tracefs):
+        run([trace_cmd, "record", "-q", "-p", "function_graph", "-g", fn, "-O", "funcgraph-proc", "-F",
+             "-o", data, "cat", marker], timeout=120 * ctx.timeout_scale)
+    report = run([trace_cmd, "report", "-i", data], timeout=120 * ctx.timeout_scale)
+    trees = [line.strip() for line in report.splitlines() if fn + "()" in line]
+    if not trees:
+        raise CheckFailed("trace-cmd report shows no %s call tree: %s" % (fn, _tail(report)))
+    return "trace-cmd function_graph: %d %s call trees" % (len(trees), fn), trees[:3]
+
+
 # -- BPF tools ------------------------------------------------------------------------
 def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
     """Run a snoop tool, exec a marked command until the tool shows it."""
@@ -1228,6 +1248,8 @@ CHECKS = (
     Check("perf.probe.user", "perf probe -x tk_work with its argument",
           check_perf_probe_user),
     Check("trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd),
+    Check("trace-cmd.function_graph", "trace-cmd function_graph of the open path (global tracer, if idle)",
+          check_trace_cmd_function_graph, method="trace-cmd", also=("ftrace.function_graph",), timeout=120),
     # bcc compiles at start: about 47 s under emulation (LAB.md).
     Check("bcc", "bcc execsnoop sees our exec", check_bcc, timeout=180),
     Check("libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools),
