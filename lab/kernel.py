@@ -283,6 +283,16 @@ def stop_pid(pid: int, start: int, what: str, timeout: float = 15.0) -> None:
         raise LabError(f"{what} (PID {pid}) still alive")
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(int(entry))
+            if st and st[1] == pid:
+                found.append(int(entry))
+    return found
+
+
 def make_seed(state: State) -> str:
     """The seed disk: this VM's host key and root's authorized key; returns the
     known_hosts key text (type and key) of the host key."""
@@ -415,9 +425,19 @@ def down(state: State) -> None:
     remove the overlay and seed disk. Idempotent."""
     vm = state.load()
     problems = []
+    # qemu's guestfwd relays (one per open guest connection) end when their
+    # connection closes; collect them by parent PID first, to make sure.
+    relays = []
+    if alive(vm.get("qemu_pid", 0), vm.get("qemu_start", 0)):
+        relays = [(pid, proc_stat(pid)[2]) for pid in children(vm["qemu_pid"])]
     for what in ("qemu", "proxy"):
         try:
             stop_pid(vm.get(f"{what}_pid", 0), vm.get(f"{what}_start", 0), what)
+        except LabError as e:
+            problems.append(str(e))
+    for pid, start in relays:
+        try:
+            stop_pid(pid, start, "apt proxy relay", timeout=5)
         except LabError as e:
             problems.append(str(e))
     if problems:
