@@ -429,7 +429,7 @@ def down(state: State) -> None:
     # connection closes; collect them by parent PID first, to make sure.
     relays = []
     if alive(vm.get("qemu_pid", 0), vm.get("qemu_start", 0)):
-        relays = [(pid, proc_stat(pid)[2]) for pid in children(vm["qemu_pid"])]
+        relays = [(pid, st[2]) for pid in children(vm["qemu_pid"]) if (st := proc_stat(pid))]
     for what in ("qemu", "proxy"):
         try:
             stop_pid(vm.get(f"{what}_pid", 0), vm.get(f"{what}_start", 0), what)
