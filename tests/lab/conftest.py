@@ -51,11 +51,11 @@ class VM:
         self.state = state
         self.info = json.loads((state / "vm.json").read_text())
 
-    def ssh(self, command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def ssh(self, command: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
         argv = ["ssh", "-F", "/dev/null", "-i", str(self.state / "id_ed25519"), "-p", str(self.info["ssh_port"]),
                 "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
                 "-o", f"UserKnownHostsFile={self.state / 'known_hosts'}", "root@127.0.0.1", command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=stdin)
 
 
 @pytest.fixture(scope="session")

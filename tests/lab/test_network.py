@@ -74,7 +74,7 @@ def test_guest_reaches_the_proxy_and_no_unforwarded_loopback_port(vm):
         # The listener works: this machine can connect to it.
         socket.create_connection(("127.0.0.1", listener.port), timeout=5).close()
         seen_before = listener.accepted
-        ran = vm.ssh("python3 -c %s" % json.dumps(GUEST_PROBE.replace("PORT", str(listener.port))), timeout=300)
+        ran = vm.ssh("python3 -", stdin=GUEST_PROBE.replace("PORT", str(listener.port)), timeout=300)
         assert ran.returncode == 0, ran.stderr[-3000:]
         result = json.loads(ran.stdout.strip().splitlines()[-1])
     finally:
