@@ -30,7 +30,7 @@ TOOL_CHECKS = {
     # check id: facts["tools"] key that names its tool
     "perf.counters.hardware": "perf", "perf.counters.software": "perf", "perf.sampling": "perf",
     "perf.flamegraph": "perf", "perf.sched": "perf", "perf.probe.kernel": "perf", "perf.probe.user": "perf",
-    "trace-cmd": "trace-cmd", "bcc": "bcc", "libbpf-tools": "libbpf-tools",
+    "trace-cmd": "trace-cmd", "trace-cmd.function_graph": "trace-cmd", "bcc": "bcc", "libbpf-tools": "libbpf-tools",
     "bpftrace.kprobe": "bpftrace", "bpftrace.uprobe": "bpftrace", "bpftrace.tracepoint": "bpftrace",
     "systemtap.module": "stap", "systemtap.bpf": "stap", "systemtap.dropwatch": "stap",
     "sysdig.kmod": "sysdig", "sysdig.modern-ebpf": "sysdig",
@@ -109,15 +109,64 @@ def test_tool_gone_from_where_doctor_saw_it(check_id, tmp_path):
 
 
 # -- tool crashing ----------------------------------------------------------------------------
+# Checks that borrow the global tracer when it is idle.
+GLOBAL_TRACER_CHECKS = ("trace-cmd.function_graph",)
+
+
+def global_tracer_tree(tmp_path, current="nop", events=""):
+    """The global tracer's files as tracefs shows them (an idle tracer unless
+    told): stand-in for the real tracefs, whose global tracer is shared with
+    everything on this kernel and may not be borrowed by a unit test."""
+    tracefs = tmp_path / "tracing"
+    (tracefs / "options").mkdir(parents=True)
+    for name, text in (("current_tracer", current + "\n"), ("set_event", events),
+                       ("set_graph_function", "#### all functions enabled ####\n"),
+                       ("set_ftrace_pid", "no pid\n"), ("options/funcgraph-proc", "0\n"),
+                       ("tracing_on", "1\n")):
+        (tracefs / name).write_text(text)
+    return tracefs
+
+
 @pytest.mark.parametrize("check_id", sorted(TOOL_CHECKS))
 def test_tool_crashes(check_id, tmp_path):
     key = TOOL_CHECKS[check_id]
     bindir = tmp_path / "bin"
     bindir.mkdir()
     tool = crashing(bindir, tool_file_name(check_id, key))
-    detail = failed(check_id, context(tmp_path, tools=tool_facts(key, tool)))
+    tracefs = global_tracer_tree(tmp_path) if check_id in GLOBAL_TRACER_CHECKS else None
+    detail = failed(check_id, context(tmp_path, tools=tool_facts(key, tool), tracefs=tracefs))
     assert "crashed (SIGSEGV)" in detail, detail
     assert tool.name in detail
+    if tracefs:
+        # The borrowed tracer is handed back as it was found.
+        assert (tracefs / "current_tracer").read_text() == "nop"
+        assert (tracefs / "options/funcgraph-proc").read_text() == "0"
+        assert (tracefs / "tracing_on").read_text() == "1"
+
+
+@pytest.mark.parametrize("check_id", GLOBAL_TRACER_CHECKS)
+@pytest.mark.parametrize("current, events, why", [
+    ("function", "", "current_tracer=function"),
+    ("nop", "sched:sched_switch\n", "current_tracer=nop, events enabled")])
+def test_global_tracer_in_use_is_skipped_untouched(check_id, current, events, why, tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = crashing(bindir, tool_file_name(check_id, TOOL_CHECKS[check_id]))
+    tracefs = global_tracer_tree(tmp_path, current, events)
+    before = {p.name: p.read_text() for p in tracefs.rglob("*") if p.is_file()}
+    result = checks.run_check(checks.CHECKS_BY_ID[check_id],
+                              context(tmp_path, tools=tool_facts(TOOL_CHECKS[check_id], tool), tracefs=tracefs))
+    assert (result.status, result.detail) == (checks.SKIPPED, "global tracer in use (%s)" % why)
+    assert {p.name: p.read_text() for p in tracefs.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("check_id", GLOBAL_TRACER_CHECKS)
+def test_global_tracer_without_tracefs(check_id, tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = crashing(bindir, tool_file_name(check_id, TOOL_CHECKS[check_id]))
+    detail = failed(check_id, context(tmp_path, tools=tool_facts(TOOL_CHECKS[check_id], tool)))
+    assert detail == "no tracefs at %s (no current_tracer): mount it" % (tmp_path / "no-tracefs")
 
 
 # -- tracefs missing (the "tool" of the tracefs checks) -----------------------------------------
@@ -144,7 +193,7 @@ def test_tracefs_without_the_syscall_events(tmp_path):
 
 # -- probe target missing -----------------------------------------------------------------------
 OPEN_PATH_CHECKS = ("ftrace.function", "ftrace.function_graph", "kprobe", "kretprobe", "trace-cmd",
-                    "perf.probe.kernel", "bpftrace.kprobe")
+                    "trace-cmd.function_graph", "perf.probe.kernel", "bpftrace.kprobe")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import uuid
 
 from . import elf, outputs, perfdata
 
-PASSED, FAILED = "passed", "failed"
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 GROUP = "tracekit"
 # Register holding a function's first (and second) integer argument.
 ARG_REGS = {"x86_64": ("%di", "%si"), "aarch64": ("%x0", "%x1"), "riscv64": ("%a0", "%a1"),
@@ -39,6 +39,11 @@ OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")  # do_sys_openat2 from 5.6
 
 class CheckFailed(Exception):
     """The trace did not happen; the message says what was seen instead."""
+
+
+class CheckSkipped(Exception):
+    """The trace could not be tried now without disturbing someone else's
+    tracing (e.g. the global tracer is in use); the message says whose."""
 
 
 class Result:
@@ -580,11 +585,15 @@ GLOBAL_SETTINGS = ("current_tracer", "set_graph_function", "set_ftrace_pid", "op
 
 @contextlib.contextmanager
 def borrowed_global_tracer(tracefs):
-    """Use the global tracer if idle; restore every setting touched."""
-    current = read(os.path.join(tracefs, "current_tracer")).strip()
-    events = read(os.path.join(tracefs, "set_event")).strip()
+    """Use the global tracer if idle; restore every setting touched.
+    Someone else's tracer or events are never touched: the check is skipped."""
+    try:
+        current = read(os.path.join(tracefs, "current_tracer")).strip()
+        events = read(os.path.join(tracefs, "set_event")).strip()
+    except FileNotFoundError as exc:
+        raise CheckFailed("no tracefs at %s (no %s): mount it" % (tracefs, os.path.basename(exc.filename)))
     if current != "nop" or events:
-        raise CheckFailed("global tracer in use (current_tracer=%s%s)" % (
+        raise CheckSkipped("global tracer in use (current_tracer=%s%s)" % (
             current, ", events enabled" if events else ""))
     saved = {}
     for name in GLOBAL_SETTINGS:
@@ -885,10 +894,10 @@ def check_trace_cmd_function_graph(ctx):
         run([trace_cmd, "record", "-q", "-p", "function_graph", "-g", fn, "-O", "funcgraph-proc", "-F",
              "-o", data, "cat", marker], timeout=120 * ctx.timeout_scale)
     report = run([trace_cmd, "report", "-i", data], timeout=120 * ctx.timeout_scale)
-    trees = [line.strip() for line in report.splitlines() if fn + "()" in line]
+    trees, lines = outputs.parse_function_graph(report, fn)
     if not trees:
         raise CheckFailed("trace-cmd report shows no %s call tree: %s" % (fn, _tail(report)))
-    return "trace-cmd function_graph: %d %s call trees" % (len(trees), fn), trees[:3]
+    return "trace-cmd function_graph: %d %s call trees" % (len(trees), fn), lines[:8]
 
 
 # -- BPF tools ------------------------------------------------------------------------
@@ -1280,6 +1289,8 @@ def run_check(check, ctx):
         status = PASSED
     except CheckFailed as exc:
         status, detail, evidence = FAILED, str(exc), []
+    except CheckSkipped as exc:
+        status, detail, evidence = SKIPPED, str(exc), []
     except (OSError, LookupError, ValueError) as exc:
         status, detail, evidence = FAILED, "%s: %s" % (type(exc).__name__, exc), []
     return Result(check.id, status, detail, evidence, time.monotonic() - start)

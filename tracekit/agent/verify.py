@@ -12,7 +12,7 @@ import time
 
 from . import checks
 
-SKIPPED = "skipped"
+SKIPPED = checks.SKIPPED
 # Doctor verdicts that mean "do not even try": the reason is doctor's.
 SKIP_VERDICTS = ("unavailable", "missing")
 
