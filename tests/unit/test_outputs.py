@@ -122,6 +122,16 @@ def test_function_graph_call_trees():
 
 
 # -- trace-cmd (published: trace-cmd-report(1)) -----------------------------------------------
+def test_trace_cmd_function_graph_report():
+    # Real trace-cmd report of the check's recording, from the kernel lab.
+    report = text("trace-cmd.function_graph", "kernel-lab-report.txt")
+    calls, lines = outputs.parse_function_graph(report, "do_sys_openat2")
+    assert [c.split("|")[-1].strip() for c in calls] == ["do_sys_openat2() {", "do_sys_openat2() {"]
+    assert all(" cat-" in c and "funcgraph_entry:" in c for c in calls)
+    assert len(lines) == 700  # every record, and the "cpus=2" header
+    assert outputs.parse_function_graph(report, "do_sys_open") == ([], lines)  # names, not substrings
+
+
 def test_trace_cmd_report_lines():
     report = text("trace-cmd", "trace-cmd-report-1-example.txt")
     hits = outputs.parse_trace_lines(report, "vfs_write")
