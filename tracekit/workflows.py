@@ -163,6 +163,8 @@ def _session(workflow, command):
         yield ctx, argv
     except checks.CheckFailed as exc:
         raise Failed("%s: %s" % (workflow.split()[0], exc))
+    except checks.CheckSkipped as exc:  # someone else's tracing: left alone
+        raise Failed("%s refused: %s" % (workflow.split()[0], exc))
     except (OSError, LookupError, ValueError) as exc:  # as verify's run_check reports them
         raise Failed("%s: %s: %s" % (workflow.split()[0], type(exc).__name__, exc))
     finally:

@@ -319,7 +319,8 @@ def test_sysdig_events(check_id):
 # -- every check is covered ------------------------------------------------------------------------------
 COVERED = {"ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe", "kretprobe", "uprobe",
            "uretprobe", "perf.counters.hardware", "perf.counters.software", "perf.sampling", "perf.flamegraph",
-           "perf.sched", "perf.probe.kernel", "perf.probe.user", "trace-cmd", "bcc", "libbpf-tools",
+           "perf.sched", "perf.probe.kernel", "perf.probe.user", "trace-cmd", "trace-cmd.function_graph", "bcc",
+           "libbpf-tools",
            "bpftrace.kprobe", "bpftrace.uprobe", "bpftrace.tracepoint", "systemtap.module", "systemtap.bpf",
            "systemtap.dropwatch", "sysdig.kmod", "sysdig.modern-ebpf"}
 

@@ -197,3 +197,15 @@ def test_gate_refuses_with_doctors_verdict(workflow, change, method, ready_facts
     assert message == "%s refused: %s is %s here: %s; fix: %s" % (
         workflow, method, verdict.status, verdict.reason, verdict.remedy)
     assert info.value.method == method and info.value.verdict == verdict.to_dict()
+
+
+def test_someone_elses_tracing_refuses_the_workflow(monkeypatch, tmp_path):
+    # Stand-ins for root, doctor and its gate: the point is what the session
+    # makes of a check that found the global tracer in use (tested with a
+    # stand-in tracefs in tests/unit/test_check_failures.py).
+    monkeypatch.setattr(workflows, "require_root", lambda name: None)
+    monkeypatch.setattr(workflows.doctor, "diagnose", lambda: type("Report", (), {"facts": {}, "verdicts": []})())
+    monkeypatch.setattr(workflows, "gate", lambda *args: None)
+    with pytest.raises(workflows.Failed, match=r"^funcgraph refused: global tracer in use \(current_tracer=function\)$"):
+        with workflows._session("funcgraph", ["true"]):
+            raise checks.CheckSkipped("global tracer in use (current_tracer=function)")
