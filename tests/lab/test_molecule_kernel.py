@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,12 +21,15 @@ EXPECTED = yaml.safe_load((SCENARIO / "vars" / "expected.yml").read_text())
 HOST = "noble-kernel"
 
 
-def test_molecule_kernel_scenario(tmp_path, capsys):
+def test_molecule_kernel_scenario(capsys):
     require_lab()
     bin_dir = Path(sys.executable).parent
     molecule = bin_dir / "molecule"
     assert molecule.exists(), f"molecule is not installed next to {sys.executable} (pip install -e .[test])"
-    results = tmp_path / "results"
+    # Kept in the checkout (build/ is not tracked) for a reviewer, and for
+    # scripts/support-matrix.py --lab build/kernel-lab.
+    results = REPO / "build" / "kernel-lab"
+    shutil.rmtree(results, ignore_errors=True)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}", NO_COLOR="1", MOLECULE_NO_LOG="false",
                TRACEKIT_LAB_RESULTS=str(results))
     t0 = time.monotonic()
