@@ -49,9 +49,17 @@ def check_context(report):
 
 @pytest.fixture
 def unchanged_tracing_state(tracefs):
-    """Fails the test if the global tracing state differs afterwards."""
+    """Fails the test if the global tracing state differs afterwards, or a
+    debugfs or tracefs was mounted or unmounted (tools mount them on the way)."""
     before = checks.snapshot_tracing_state(tracefs)
+    mounts_before = tracing_mounts()
     yield before
     after = checks.snapshot_tracing_state(tracefs)
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert not changed, "tracing state changed: %r" % changed
+    assert tracing_mounts() == mounts_before, "debugfs/tracefs mounts changed"
+
+
+def tracing_mounts():
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split()[4] for line in f if " - debugfs " in line or " - tracefs " in line)

@@ -122,7 +122,7 @@ def global_tracer_tree(tmp_path, current="nop", events=""):
     for name, text in (("current_tracer", current + "\n"), ("set_event", events),
                        ("set_graph_function", "#### all functions enabled ####\n"),
                        ("set_ftrace_pid", "no pid\n"), ("options/funcgraph-proc", "0\n"),
-                       ("tracing_on", "1\n")):
+                       ("tracing_on", "1\n"), ("available_tracers", "function_graph function nop\n")):
         (tracefs / name).write_text(text)
     return tracefs
 

@@ -891,6 +891,10 @@ def check_trace_cmd_function_graph(ctx):
     marker = ctx.marker()
     data = os.path.join(ctx.workdir, ctx.unique("tcgraph") + ".dat")
     with borrowed_global_tracer(ctx.tracefs):
+        # Asked first: trace-cmd, failing to set a tracer the kernel lacks,
+        # mounts debugfs on its way (measured here) and leaves it mounted.
+        if "function_graph" not in read(os.path.join(ctx.tracefs, "available_tracers")).split():
+            raise CheckFailed("function_graph is not an available tracer")
         run([trace_cmd, "record", "-q", "-p", "function_graph", "-g", fn, "-O", "funcgraph-proc", "-F",
              "-o", data, "cat", marker], timeout=120 * ctx.timeout_scale)
     report = run([trace_cmd, "report", "-i", data], timeout=120 * ctx.timeout_scale)
