@@ -161,12 +161,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
 
-    def serve_through(self, host: str, port: int, path: str, head: bool) -> None:
+    def fetch_or_refuse(self, host: str, port: int, path: str, headers: dict, method: str):
+        """The upstream response, or None after answering 502 (logged)."""
         try:
-            resp = self.fetch(host, port, path, self.forward_headers(True), "HEAD" if head else "GET")
+            return self.fetch(host, port, path, headers, method)
         except (http.client.HTTPException, OSError) as exc:
             self.server.log(f"FAIL {host}:{port} {path}: {exc}")
             self.refuse(502, f"tracekit lab apt proxy: {host}:{port}: {exc}")
+            return None
+
+    def serve_through(self, host: str, port: int, path: str, head: bool) -> None:
+        resp = self.fetch_or_refuse(host, port, path, self.forward_headers(True), "HEAD" if head else "GET")
+        if resp is None:
             return
         length = resp.getheader("Content-Length")
         length = int(length) if length is not None else None
@@ -202,11 +208,8 @@ class Handler(BaseHTTPRequestHandler):
         if head:
             self.serve_through(host, port, path, head)
             return
-        try:
-            resp = self.fetch(host, port, path, self.forward_headers(False), "GET")
-        except (http.client.HTTPException, OSError) as exc:
-            self.server.log(f"FAIL {host}:{port} {path}: {exc}")
-            self.refuse(502, f"tracekit lab apt proxy: {host}:{port}: {exc}")
+        resp = self.fetch_or_refuse(host, port, path, self.forward_headers(False), "GET")
+        if resp is None:
             return
         length = resp.getheader("Content-Length")
         length = int(length) if length is not None else None
