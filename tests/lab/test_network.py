@@ -49,6 +49,7 @@ class Listener:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
+        self.counted = threading.Condition()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -59,8 +60,17 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
-            self.accepted += 1
             conn.close()
+            with self.counted:
+                self.accepted += 1
+                self.counted.notify_all()
+
+    def wait_for(self, count, timeout=5):
+        """Wait until the accept thread has counted `count` connections:
+        connect() returns as soon as the kernel queues the connection, before
+        this thread has accepted it."""
+        with self.counted:
+            return self.counted.wait_for(lambda: self.accepted >= count, timeout)
 
     def close(self):
         self.stop.set()
@@ -73,16 +83,18 @@ def test_guest_reaches_the_proxy_and_no_unforwarded_loopback_port(vm):
     try:
         # The listener works: this machine can connect to it.
         socket.create_connection(("127.0.0.1", listener.port), timeout=5).close()
-        seen_before = listener.accepted
+        assert listener.wait_for(1), "the listener never accepted this machine's own connection"
         ran = vm.ssh("python3 -", stdin=GUEST_PROBE.replace("PORT", str(listener.port)), timeout=300)
         assert ran.returncode == 0, ran.stderr[-3000:]
         result = json.loads(ran.stdout.strip().splitlines()[-1])
     finally:
+        # Give a connection the guest might have made time to be counted.
+        listener.wait_for(2, timeout=1)
         listener.close()
     assert result["mirror"][0] == 200 and result["mirror"][1].startswith("-----BEGIN PGP SIGNED MESSAGE"), result
     assert all(outcome != "connected" for outcome in result["direct"].values()), result
     assert result["via_proxy"][0] == 403 and "not one of the lab's apt origins" in result["via_proxy"][1], result
-    assert listener.accepted == seen_before == 1, f"the guest reached 127.0.0.1:{listener.port}: {result}"
+    assert listener.accepted == 1, f"the guest reached 127.0.0.1:{listener.port}: {result}"
     # The proxy logged the refusal (and the mirror fetch went out through it).
     proxy_log = (vm.state / "aptproxy.log").read_text()
     assert f"DENY 127.0.0.1:{listener.port}" in proxy_log, proxy_log[-2000:]
