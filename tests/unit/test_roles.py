@@ -51,3 +51,27 @@ def test_ansible_lint_passes_with_the_production_profile():
                           env=dict(os.environ, PATH="%s:%s" % (lint.parent, os.environ.get("PATH", "")),
                                    NO_COLOR="1"))
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("distribution, version, release, library", [
+    ("Ubuntu", "22.04", "jammy", "libdebuginfod1"),
+    ("Ubuntu", "24.04", "noble", "libdebuginfod1t64"),
+    ("Debian", "12", "bookworm", "libdebuginfod1"),
+    ("Debian", "13", "trixie", "libdebuginfod1t64"),
+])
+def test_debuginfod_client_is_asked_for_by_its_real_package_name(distribution, version, release, library):
+    """dpkg knows a package only by its real name: asking for a name the t64
+    successor merely provides would run apt again on every converged run
+    (found on noble hosts). Templated by Ansible itself, with the role's vars."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    root = provision_dir() / "roles" / "ddebs" / "vars"
+    loader = DataLoader()
+    variables = {**loader.load_from_file(str(root / "main.yml"), trusted_as_template=True),
+                 **loader.load_from_file(str(root / f"{distribution}.yml"), trusted_as_template=True),
+                 "ansible_distribution": distribution, "ansible_distribution_version": version,
+                 "ansible_distribution_release": release}
+    packages = Templar(loader=loader, variables=variables).template(
+        trust_as_template("{{ __tracekit_ddebs_debuginfod_packages | join(' ') }}")).split()
+    assert packages == ["libdebuginfod-common", library]
