@@ -7,6 +7,10 @@
 #    package set (read back from the tracekit host's records) on an identical
 #    fresh host.  Target (issue #3): tracekit within 1.2x.  Two rounds with
 #    the order swapped, so neither side always meets a warm mirror first.
+#    A third identical host gets Ansible's floor: a play that only gathers
+#    the same facts, updates the lists and installs the same set with the
+#    apt module, through the same ansible-playbook and connection settings.
+#    What Ansible alone costs over apt-get, apart from anything tracekit does.
 # 2. Converged run on 3 hosts against 1 host (hyperfine, same run).
 #    Target: 3 hosts <= 1.5x one host.
 #
@@ -28,6 +32,22 @@ cleanup() {
 trap cleanup EXIT INT TERM
 $fleet rootfs noble >/dev/null
 setup="$tracekit setup --no-verify --var tracekit_ddebs_method=debuginfod"
+ansible_playbook="$(dirname "$tracekit")/ansible-playbook"
+cat > "$scratch/floor.yml" <<'YAML'
+- name: Ansible's floor, the packages only
+  hosts: all
+  become: true
+  gather_facts: true
+  gather_subset: ["!all", "!min", distribution, platform, local]
+  tasks:
+    - name: Update the lists
+      ansible.builtin.apt:
+        update_cache: true
+    - name: Install the package set
+      ansible.builtin.apt:
+        name: "{{ packages.split() }}"
+        install_recommends: false
+YAML
 
 ssh_to() {  # ssh_to STATE HOST COMMAND...
     state=$1 host=$2; shift 2
@@ -41,7 +61,7 @@ seconds() { $python -c "import time; print('%.3f' % time.monotonic())"; }
 fresh_install_round() {  # round ORDER(tracekit-first|apt-first)
     round=$1 order=$2
     state="$scratch/state-fresh-$round"
-    $fleet up --state "$state" tk=noble apt=noble >/dev/null
+    $fleet up --state "$state" tk=noble apt=noble floor=noble >/dev/null
     run_tracekit() {
         t0=$(seconds)
         $setup -i "$state/inventory.yml" --limit tk --json >"$scratch/tk-$round.json" 2>"$scratch/tk-$round.log" ||
@@ -55,6 +75,13 @@ fresh_install_round() {  # round ORDER(tracekit-first|apt-first)
         t0=$(seconds)
         ssh_to "$state" apt "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages >/dev/null"
         t1=$(seconds); echo "$t0 $t1" > "$scratch/apt-$round.time"
+    }
+    run_floor() {
+        t0=$(seconds)
+        ANSIBLE_PIPELINING=1 ANSIBLE_NOCOLOR=1 "$ansible_playbook" -i "$state/inventory.yml" --limit floor \
+            -e "packages='$(cat "$scratch/packages")'" "$scratch/floor.yml" >"$scratch/floor-$round.log" 2>&1 ||
+            { echo "bench/fleet.sh: the floor play failed:" >&2; tail -5 "$scratch/floor-$round.log" >&2; exit 1; }
+        t1=$(seconds); echo "$t0 $t1" > "$scratch/floor-$round.time"
     }
     if [ "$order" = tracekit-first ]; then
         run_tracekit
@@ -76,8 +103,10 @@ for line in sys.stdin:
 print(" ".join(sorted(packages)))' > "$scratch/packages"
         [ -s "$scratch/packages" ] || { echo "bench/fleet.sh: no apt-get install in the tracekit host's apt history" >&2; exit 1; }
         run_apt
+        run_floor
     else
         run_apt
+        run_floor
         run_tracekit
     fi
     $fleet down --state "$state" >/dev/null
@@ -120,13 +149,18 @@ packages = (scratch / "packages").read_text().split()
 print("package set (%d): %s" % (len(packages), " ".join(packages)))
 tk = [took("tk-1.time"), took("tk-2.time")]
 apt = [took("apt-1.time"), took("apt-2.time")]
+floor = [took("floor-1.time"), took("floor-2.time")]
 for i in range(2):
-    print("fresh install round %d: tracekit setup %.1f s, apt-get update+install %.1f s, ratio %.2f"
-          % (i + 1, tk[i], apt[i], tk[i] / apt[i]))
+    print("fresh install round %d: tracekit setup %.1f s, apt-get update+install %.1f s, ratio %.2f;"
+          " Ansible's floor (update+install play) %.1f s, ratio %.2f"
+          % (i + 1, tk[i], apt[i], tk[i] / apt[i], floor[i], floor[i] / apt[i]))
 ratio = statistics.median(tk) / statistics.median(apt)
 fresh = "PASS" if ratio <= 1.2 else "FAIL"
 print("target: fresh install within 1.2x of apt-get: %s (median %.1f s vs %.1f s, ratio %.2f)"
       % (fresh, statistics.median(tk), statistics.median(apt), ratio))
+print("Ansible's floor: median %.1f s, ratio %.2f to apt-get; tracekit's roles add %.1f s to it"
+      % (statistics.median(floor), statistics.median(floor) / statistics.median(apt),
+         statistics.median(tk) - statistics.median(floor)))
 results = {r["command"]: r for r in json.load(open(scratch / "converged.json"))["results"]}
 one, three = results["converged, 1 host"], results["converged, 3 hosts"]
 for name, r in results.items():
