@@ -3,9 +3,16 @@ tests/cli -> cli, tests/host -> host, tests/fleet -> fleet, tests/lab -> lab.
 Select with e.g. `-m unit` or `-m "not lab"`."""
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# A background job of a non-interactive shell (`.ci/run &` in a script)
+# starts with SIGINT ignored, and every process it starts inherits that: the
+# tests that press Ctrl-C on a tracekit they start need what a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
