@@ -306,7 +306,9 @@ def run_play(build, inventory=None, limit=None, check=False, diff=False, variabl
             cmdline.append("--diff")
         runner = ansible_runner.run(
             private_data_dir=playbook_dir,
-            inventory=str(inventory) if inventory else LOCAL_INVENTORY,
+            # ansible-playbook runs in the private data directory: a relative
+            # path would be looked for there and, not found, taken for a host name.
+            inventory=os.path.abspath(inventory) if inventory else LOCAL_INVENTORY,
             limit=limit,
             extravars=variables or {},
             cmdline=" ".join(cmdline),

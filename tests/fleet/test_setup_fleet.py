@@ -307,6 +307,21 @@ def test_second_run_changes_nothing(converged, fleet, ddebs_repo):
         assert changed == {}, f"{name}: second run changed {changed}"
 
 
+def test_a_relative_inventory_path_is_read_from_the_callers_directory(converged, fleet):
+    """`-i inventory.yml` beside it: ansible-playbook runs in ansible-runner's
+    private data directory, where the relative path used to name no file and
+    was taken for a host name (every host "unreachable")."""
+    argv = [sys.executable, "-m", "tracekit", "setup", "debugfs", "--check", "--no-verify", "--json",
+            "-i", fleet.inventory.name]
+    proc = subprocess.run(argv, cwd=fleet.state, env=fleet.env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    result = json.loads(proc.stdout)
+    assert set(result["hosts"]) == set(fleet.names), result["hosts"].keys()
+    for name, host in result["hosts"].items():
+        assert host["failures"] == [] and host["unreachable"] is False, f"{name}: {host}"
+        assert host["changed"] == 0, f"{name}: --check on a converged host would change {host['components']}"
+
+
 # --------------------------------------------------------------------------- d. a host lost mid-run
 
 
