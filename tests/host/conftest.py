@@ -12,9 +12,14 @@ from tracekit.agent import checks
 TRACEFS = "/sys/kernel/tracing"
 
 
-def _mounted(path):
+def mounts():
+    """(mount point, filesystem type) of each line of this namespace's mount table."""
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
+        return [(line.split()[4], line.split(" - ")[1].split()[0]) for line in f]
+
+
+def _mounted(path):
+    return any(point == path for point, _ in mounts())
 
 
 @pytest.fixture(scope="session")
@@ -61,5 +66,4 @@ def unchanged_tracing_state(tracefs):
 
 
 def tracing_mounts():
-    with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f if " - debugfs " in line or " - tracefs " in line)
+    return sorted(point for point, fstype in mounts() if fstype in ("debugfs", "tracefs"))

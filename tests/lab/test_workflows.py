@@ -1,11 +1,13 @@
 """`tracekit funcgraph` and `tracekit probe` on a kernel function, for real, on
 a kernel that has the function_graph tracer and kprobes (this machine's kernel
-has neither; doctor says so and the host tier only sees the refusals). The CLI runs inside the lab VM from this
-checkout, with the pure-Python libraries its commands import copied from this
-environment: the guest reaches the package mirrors only."""
+has neither; doctor says so and the host tier only sees the refusals). The
+CLI runs inside the lab VM from this checkout, with the pure-Python libraries
+its commands import copied from this environment: the guest reaches the
+package mirrors only."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import subprocess
@@ -61,8 +63,6 @@ def cli_bundle() -> bytes:
 @pytest.fixture(scope="module")
 def guest_cli(vm):
     """tracekit's CLI in the guest, under /opt/tracekit-cli; tracefs mounted."""
-    import base64
-
     bundle = base64.b64encode(cli_bundle()).decode()
     ran = vm.ssh("rm -rf /opt/tracekit-cli && mkdir -p /opt/tracekit-cli && base64 -d | tar -xz -C /opt/tracekit-cli"
                  " && { mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; }",

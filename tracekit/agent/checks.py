@@ -512,11 +512,16 @@ def check_uretprobe(ctx):
     return _check_uprobe(ctx, ret=True)
 
 
+def offers_tracer(tracefs_dir, tracer):
+    """Whether a tracefs directory (the root or an instance) lists ``tracer``."""
+    return tracer in read(os.path.join(tracefs_dir, "available_tracers")).split()
+
+
 def check_function(ctx):
     fn = kernel_open_function()
     marker = ctx.marker()
     with ctx.instance() as inst:
-        if "function" not in read(os.path.join(inst, "available_tracers")).split():
+        if not offers_tracer(inst, "function"):
             raise CheckFailed("function tracer not offered in a tracefs instance")
         try:
             write(os.path.join(inst, "set_ftrace_filter"), fn)
@@ -566,10 +571,10 @@ def function_graph_tracer(ctx):
     instance, or where instances offer none (6.8) the global tracer,
     borrowed only while nobody else uses it and restored afterwards."""
     with ctx.instance() as inst:
-        if "function_graph" in read(os.path.join(inst, "available_tracers")).split():
+        if offers_tracer(inst, "function_graph"):
             yield inst
             return
-        if "function_graph" not in read(os.path.join(ctx.tracefs, "available_tracers")).split():
+        if not offers_tracer(ctx.tracefs, "function_graph"):
             try:
                 write(os.path.join(inst, "current_tracer"), "function_graph")
             except OSError as exc:
@@ -893,7 +898,7 @@ def check_trace_cmd_function_graph(ctx):
     with borrowed_global_tracer(ctx.tracefs):
         # Asked first: trace-cmd, failing to set a tracer the kernel lacks,
         # mounts debugfs on its way (measured here) and leaves it mounted.
-        if "function_graph" not in read(os.path.join(ctx.tracefs, "available_tracers")).split():
+        if not offers_tracer(ctx.tracefs, "function_graph"):
             raise CheckFailed("function_graph is not an available tracer")
         run([trace_cmd, "record", "-q", "-p", "function_graph", "-g", fn, "-O", "funcgraph-proc", "-F",
              "-o", data, "cat", marker], timeout=120 * ctx.timeout_scale)
