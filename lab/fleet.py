@@ -63,10 +63,16 @@ class Suite:
 
 SUITES = {
     "bookworm": Suite("debian", ("main",), ("main",), None),
+    "trixie": Suite("debian", ("main",), ("main",), None),
     # A real Ubuntu install has universe (tracekit installs bpftrace, bcc, sysdig
-    # from it). Debian 12's debootstrap has no noble script; gutsy's fits.
+    # from it). Debian 12's debootstrap knows jammy but not noble or resolute:
+    # gutsy's script is the generic modern Ubuntu one and fits both.
+    "jammy": Suite("ubuntu", ("main", "universe"), ("main", "restricted", "universe", "multiverse"),
+                   None, ("ubuntu-keyring",)),
     "noble": Suite("ubuntu", ("main", "universe"), ("main", "restricted", "universe", "multiverse"),
                    "/usr/share/debootstrap/scripts/gutsy", ("ubuntu-keyring",)),
+    "resolute": Suite("ubuntu", ("main", "universe"), ("main", "restricted", "universe", "multiverse"),
+                      "/usr/share/debootstrap/scripts/gutsy", ("ubuntu-keyring",)),
 }
 
 
