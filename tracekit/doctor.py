@@ -338,6 +338,64 @@ def need_memlock_raisable(facts):
                  "run with CAP_SYS_RESOURCE or a larger hard memlock limit (ulimit -l)")
 
 
+# systemtap x kernel combinations known not to build modules, each with the
+# systemtap release that fixed it: (systemtap below, kernel from, why).
+# Only combinations shown to fail are listed.  Evidence for the one entry:
+# - Linux 6.8-rc1 (commit 0fcb70851fbf, "Makefile.extrawarn: turn on
+#   missing-prototypes globally") builds out-of-tree modules with
+#   -Wmissing-prototypes.
+# - systemtap's runtime probes the kernel's API by compiling small files
+#   (runtime/linux/autoconf-*.c) whose functions had no prototypes; on these
+#   kernels the probes fail, the runtime falls back to the pre-5.8 API and does
+#   not compile ("'struct mm_struct' has no member named 'mmap_sem'" from
+#   stap_mmap_lock.h, an old get_user_pages_remote call).  systemtap commit
+#   2604d135069f (January 2024: "GCC14 makes -Wmissing-prototypes defaultish
+#   on ... this broke the stap runtime autoconf* business") added the
+#   prototypes (older trees, e.g. the 4.x autoconf-mmap_lock.c, lack them);
+#   its first release is 5.1 (NEWS: 2024-04-26).
+# - Seen with Ubuntu 24.04's systemtap 5.0 on kernel 6.8.0-151-generic in the
+#   kernel lab (README, verify in the lab), and reported the same way in
+#   github.com/tsuereth/systemtap-containers-experiment's README.
+# Keyed on upstream versions: a distribution that backports the fix to an
+# older release would be flagged wrongly (none is known to).  Not listed:
+# systemtap 5.3's NEWS "updated to support drastic linux 6.13 kbuild
+# changes", which documents no failure of 5.1 or 5.2 on 6.13.
+STAP_KERNEL_BREAKS = (
+    ((5, 1), (6, 8), "its runtime's API probes fail under the -Wmissing-prototypes that kernel 6.8 builds "
+                     "modules with, so it falls back to the old mmap_sem and get_user_pages_remote API"),
+)
+
+
+def _version_tuple(text):
+    """(major, minor) from "5.0", "6.8.0-51-generic"; None if unparseable."""
+    match = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def stap_kernel_break(stap_version, kernel_release):
+    """(fixed in, why) when this systemtap is known not to build modules for
+    this kernel (STAP_KERNEL_BREAKS), else None (also when either is unknown)."""
+    stap, kernel = _version_tuple(stap_version), _version_tuple(kernel_release)
+    if stap is None or kernel is None:
+        return None
+    for fixed_in, kernel_from, why in STAP_KERNEL_BREAKS:
+        if stap < fixed_in and kernel >= kernel_from:
+            return fixed_in, why
+    return None
+
+
+def need_stap_builds_for_kernel(facts):
+    stap = _tool(facts, "stap")
+    release = (facts.get("kernel") or {}).get("release")
+    broken = stap_kernel_break(stap.get("version"), release) if stap.get("found") else None
+    if broken is None:
+        return None
+    fixed = "%d.%d" % broken[0]
+    # What setup installs is the distribution's systemtap: it cannot fix this.
+    return Block(UNAVAILABLE, "systemtap %s cannot build modules for kernel %s (%s; fixed in systemtap %s)"
+                 % (stap["version"], release, broken[1], fixed), "install systemtap >= %s" % fixed)
+
+
 def need_stap_bpf_runtime(facts):
     stap = _tool(facts, "stap")
     if not stap.get("found") or "bpf" in (stap.get("runtimes") or []):
@@ -459,7 +517,8 @@ METHODS = (
            (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_tracepoints), _with("bpftrace"),
            _memlock_note),
     Method("systemtap.module", "systemtap, kernel module runtime",
-           (need_stap, need_modules, need_unsigned_modules, need_build_tree, need_compiler), _with("stap"),
+           (need_stap, need_stap_builds_for_kernel, need_modules, need_unsigned_modules, need_build_tree,
+            need_compiler), _with("stap"),
            _debuginfo_note),
     Method("systemtap.bpf", "systemtap, BPF runtime (--runtime=bpf)",
            (need_stap, need_stap_bpf_runtime, need_bpf, need_build_tree, need_memlock_raisable), _with("stap"),

@@ -63,7 +63,7 @@ ROOT_CAPS = "000001ffffffffff"  # root on a 6.x kernel: capabilities 0..40
 NO_SYS_RESOURCE_CAPS = "000001fffeffffff"  # the same without CAP_SYS_RESOURCE (bit 24)
 
 STAP_V = (
-    "Systemtap translator/driver (version 5.0/0.190, Debian version 5.0-2ubuntu1)\n"
+    "Systemtap translator/driver (version {version}/0.190{package})\n"
     "Copyright (C) 2005-2024 Red Hat, Inc. and others\n"
     "This is free software; see the source for copying conditions.\n"
     "tested kernel versions: 2.6.32 ... 6.8-rc1\n"
@@ -309,8 +309,11 @@ class FakeHost:
     def trace_cmd(self, version="3.1.6"):
         return self.tool("trace-cmd", "\ntrace-cmd version %s (not-a-git-repo)\n" % version)
 
-    def stap(self, bpf=True, staprun=True):
-        self.tool("stap", stderr=STAP_V.format(bpf="BPF " if bpf else ""))
+    def stap(self, bpf=True, staprun=True, version="5.1", package=""):
+        """stap -V of an upstream build (noble's own package is 5.0, which
+        cannot build modules for its 6.8 kernel: version="5.0",
+        package=", Debian version 5.0-2ubuntu1")."""
+        self.tool("stap", stderr=STAP_V.format(bpf="BPF " if bpf else "", version=version, package=package))
         if staprun:
             self.tool("staprun", stderr="staprun: no module specified\n")
 

@@ -319,7 +319,7 @@ def test_tool_versions(host):
     assert tools["gcc"] == {"found": True, "path": "/usr/bin/gcc", "version": "13.3.0"}
     assert tools["sysdig"]["version"] == "0.36.0"
     stap = tools["stap"]
-    assert stap["version"] == "5.0" and stap["staprun"] is True
+    assert stap["version"] == "5.1" and stap["staprun"] is True
     assert stap["runtimes"] == ["kernel", "bpf", "dyninst"]
     assert stap["features"][:3] == ["AVAHI", "BOOST_STRING_REF", "DYNINST"] and "MONITOR_LIBS" in stap["features"]
 

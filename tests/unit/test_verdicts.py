@@ -489,3 +489,64 @@ def test_ubuntu_wrapper_without_linux_tools_end_to_end(tmp_path):
     result = verdict(facts, "perf.counters.hardware")
     assert (result.status, result.component) == (doctor.MISSING, "perf")
     assert result.reason == "the perf wrapper finds no linux-tools binary for %s" % NOBLE
+
+
+# -- systemtap x kernel combinations known not to build modules ---------------------------
+@pytest.mark.parametrize("stap, kernel, fixed_in", [
+    ("5.0", "6.8.0-51-generic", (5, 1)),  # Ubuntu 24.04: its own systemtap on its own kernel
+    ("5.0", "7.0.0-10-generic", (5, 1)),  # ... and on its 7.0 HWE kernel
+    ("4.6", "6.8.0-51-generic", (5, 1)),  # jammy's systemtap on its 6.8 HWE kernel
+    ("5.0", "6.8", (5, 1)),
+    ("5.1", "6.8.0-51-generic", None),
+    ("5.1", "6.12.48+deb13-amd64", None),  # Debian 13
+    ("5.3", "7.0.0-10-generic", None),  # Ubuntu 26.04
+    ("5.0", "6.7.12", None),
+    ("5.0", "5.15.0-204-generic", None),  # Ubuntu 22.04's kernel
+    ("4.8", "6.1.0-56-amd64", None),  # Debian 12
+    (None, "6.8.0-51-generic", None),  # version unknown: nothing claimed
+    ("5.0", None, None),
+])
+def test_stap_kernel_break_boundaries(stap, kernel, fixed_in):
+    broken = doctor.stap_kernel_break(stap, kernel)
+    assert (broken[0] if broken else None) == fixed_in
+
+
+@pytest.fixture
+def noble_with_its_systemtap(tmp_path):
+    """The fake noble host with noble's own systemtap package, 5.0."""
+    host = full_host(tmp_path)
+    host.stap(version="5.0", package=", Debian version 5.0-2ubuntu1")
+    result = agent_facts.collect(str(host))
+    result["kernel_probes"] = dict(PROBES_OK)
+    return result
+
+
+def test_noble_systemtap_cannot_build_modules_for_its_kernel(noble_with_its_systemtap):
+    facts = noble_with_its_systemtap
+    assert facts["tools"]["stap"]["version"] == "5.0"
+    result = verdict(facts, "systemtap.module")
+    assert (result.status, result.component, result.remedy) == (doctor.UNAVAILABLE, None, "install systemtap >= 5.1")
+    assert result.reason == (
+        "systemtap 5.0 cannot build modules for kernel %s (its runtime's API probes fail under the "
+        "-Wmissing-prototypes that kernel 6.8 builds modules with, so it falls back to the old mmap_sem and "
+        "get_user_pages_remote API; fixed in systemtap 5.1)" % NOBLE)
+    # The BPF runtime builds no module: not affected.
+    assert verdict(facts, "systemtap.bpf").status == doctor.READY
+
+
+def test_dropwatch_is_skipped_with_the_module_runtimes_reason(noble_with_its_systemtap):
+    from tracekit.agent import checks, verify
+    verdicts = {v.id: v.to_dict() for v in doctor.evaluate(noble_with_its_systemtap).verdicts}
+    reason = verify.skip_reason(checks.CHECKS_BY_ID["systemtap.dropwatch"], verdicts)
+    assert reason == "systemtap.module: " + verdicts["systemtap.module"]["reason"]
+    assert "systemtap 5.0 cannot build modules" in reason
+
+
+def test_systemtap_5_0_on_an_older_kernel_is_ready(noble_with_its_systemtap):
+    facts = change(noble_with_its_systemtap, {"kernel.release": DISTROS["ubuntu-jammy"]["release"]})
+    assert verdict(facts, "systemtap.module").status == doctor.READY
+
+
+def test_a_newer_systemtap_on_noble_is_ready(facts):
+    assert facts["tools"]["stap"]["version"] == "5.1"  # the baseline's: an upstream build
+    assert verdict(facts, "systemtap.module").status == doctor.READY

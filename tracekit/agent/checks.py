@@ -76,6 +76,8 @@ class Context:
         self._target = target
         self._serial = 0
         self.token = uuid.uuid4().hex[:8]
+        # The running check's Deadline (run_check sets it): its tools' timeout.
+        self.deadline = None
 
     def close(self):
         if self._own_workdir:
@@ -121,7 +123,7 @@ class Context:
             source = os.path.join(self.workdir, "target.c")
             with open(source, "wb") as f:
                 f.write(pkgutil.get_data(__package__, "target.c"))
-            run([gcc, "-g", "-O1", "-fno-omit-frame-pointer", "-o", out, source], timeout=60)
+            run([gcc, "-g", "-O1", "-fno-omit-frame-pointer", "-o", out, source], timeout=self.deadline or 60)
             self._target = out
         return self._target
 
@@ -227,17 +229,55 @@ def exit_text(returncode):
     return "exited %d" % returncode
 
 
+# Of every check's time limit, what is kept for ending its tools (SIGINT,
+# 10 s, SIGKILL) and removing what it created once their time is up: this,
+# or a quarter of a limit scaled down below a minute.
+CLEANUP_SECONDS = 15
+
+
+class Deadline:
+    """When the running check's tools must have ended: its time limit
+    (``limit``: Check.timeout, scaled) less the cleanup reserve.  Every tool
+    a check runs gets the time left as its timeout, so the tools it runs one
+    after another share that one budget, and none outlives the check."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.seconds = limit - min(CLEANUP_SECONDS, limit / 4)
+        self._end = time.monotonic() + self.seconds
+
+    def left(self):
+        return max(0.0, self._end - time.monotonic())
+
+
+def seconds_left(timeout):
+    """A timeout in seconds for the next tool: a Deadline's time left, else
+    ``timeout`` itself (None: no limit)."""
+    return timeout.left() if isinstance(timeout, Deadline) else timeout
+
+
+def timed_out(argv, timeout, seconds):
+    """CheckFailed for a tool that ran past its timeout."""
+    who = os.path.basename(argv[0])
+    if isinstance(timeout, Deadline):
+        return CheckFailed("%s timed out: the check's time limit (%gs) ran out; on a slow host raise it with "
+                           "--timeout-scale" % (who, round(timeout.limit, 1)))
+    return CheckFailed("%s timed out after %gs" % (who, round(seconds, 1)))
+
+
 def run(argv, timeout=30, check=True, cwd=None):
     """Run a command; CheckFailed with its last output lines if it fails.  A
-    command killed by a signal (a crash) fails even with ``check=False``."""
+    command killed by a signal (a crash) fails even with ``check=False``.
+    ``timeout``: seconds, or the running check's Deadline."""
+    seconds = seconds_left(timeout)
     try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=seconds,
                               env=dict(os.environ, LC_ALL="C"), universal_newlines=True,
                               stdin=subprocess.DEVNULL, cwd=cwd)
     except FileNotFoundError:
         raise CheckFailed("%s: not found" % argv[0])
-    except subprocess.TimeoutExpired as exc:
-        raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
+    except subprocess.TimeoutExpired:
+        raise timed_out(argv, timeout, seconds)
     if proc.returncode < 0 or (check and proc.returncode != 0):
         raise failed_command(argv, proc.returncode, proc.stdout)
     return proc.stdout
@@ -298,17 +338,18 @@ def finish(proc, argv, timeout=60, check=True, interruptible=False, program=None
     else KeyboardInterrupt goes on once it has ended.  A deadline, or any
     other exception, ends it the same way before going on."""
     interrupted = False
+    seconds = seconds_left(timeout)
     try:
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            out, _ = proc.communicate(timeout=seconds)
         except KeyboardInterrupt:
             out = _end(proc)
             if not interruptible:
                 raise
             interrupted = True
-        except subprocess.TimeoutExpired as exc:
+        except subprocess.TimeoutExpired:
             _end(proc, grace=0)
-            raise CheckFailed("%s timed out after %ss" % (os.path.basename(argv[0]), exc.timeout))
+            raise timed_out(argv, timeout, seconds)
     except BaseException:
         _end(proc, grace=0)
         raise
@@ -494,7 +535,8 @@ def _check_uprobe(ctx, ret):
     name = ctx.unique("uretprobe" if ret else "uprobe")
     fetch = "ret=$retval:s32" if ret else "n=%s:s32" % _arg_regs(ctx)[0]
     definition = "%s:%s/%s %s:0x%x %s" % ("r" if ret else "p", GROUP, name, target, offset, fetch)
-    hits = _record_dynamic_event(ctx, "uprobe_events", definition, name, lambda: run([target, "3", "0"]))
+    hits = _record_dynamic_event(ctx, "uprobe_events", definition, name,
+                                 lambda: run([target, "3", "0"], timeout=ctx.deadline))
     values = [v for v in (outputs.probe_value(h, "ret" if ret else "n") for h in hits) if v is not None]
     expected = [3, 5, 7] if ret else [1, 2, 3]
     if values != expected:
@@ -636,7 +678,7 @@ STAT_HARDWARE = ("cycles", "instructions")
 
 def _perf_stat(ctx, events):
     perf = ctx.tool("perf")
-    out = run([perf, "stat", "-x", ",", "-e", ",".join(events), "--", ctx.target(), "2", "10"])
+    out = run([perf, "stat", "-x", ",", "-e", ",".join(events), "--", ctx.target(), "2", "10"], timeout=ctx.deadline)
     ctx.artifact("perf-stat.csv", out)
     return perfdata.parse_perf_stat(out)
 
@@ -696,7 +738,7 @@ def perf_record_script(perf, argv, data, frequency=SAMPLE_FREQUENCY, **how):
 def check_perf_sampling(ctx):
     perf = ctx.tool("perf")
     script, _ = perf_record_script(perf, (ctx.target(),) + SAMPLED_RUN,
-                                   os.path.join(ctx.workdir, ctx.unique("perf") + ".data"))
+                                   os.path.join(ctx.workdir, ctx.unique("perf") + ".data"), timeout=ctx.deadline)
     samples = outputs.perf_script_frames(script, "tk_work")
     if samples < 5:
         raise CheckFailed("perf record: %d samples in tk_work" % samples)
@@ -725,7 +767,7 @@ def check_flamegraph(ctx):
     """perf record -g, stacks folded, an SVG flame graph written."""
     perf = ctx.tool("perf")
     graph = flame_graph(perf, (ctx.target(),) + SAMPLED_RUN, os.path.join(ctx.workdir, ctx.unique("flame") + ".data"),
-                        "tracekit: perf record -g of tk_work")
+                        "tracekit: perf record -g of tk_work", timeout=ctx.deadline)
     folded = graph.folded
     in_work = perfdata.stacks_through(folded, "tk_work")
     if sum(in_work.values()) < 5:
@@ -777,7 +819,8 @@ def perf_sched(perf, argv, workdir, name, **how):
 def check_perf_sched(ctx):
     """perf sched record + timehist: the sample's wait, delay and run time."""
     perf = ctx.tool("perf")
-    sched = perf_sched(perf, [ctx.target(), "4", "20", "200000"], ctx.workdir, ctx.unique("sched"))
+    sched = perf_sched(perf, [ctx.target(), "4", "20", "200000"], ctx.workdir, ctx.unique("sched"),
+                       timeout=ctx.deadline)
     try:
         printed = outputs.parse_target_pid(sched.recorded.output)
     except ValueError as exc:
@@ -796,15 +839,18 @@ def check_perf_sched(ctx):
 
 
 @contextlib.contextmanager
-def perf_probe(perf, args, event):
+def perf_probe(perf, args, event, timeout=30):
     """perf probe ``args`` (-x, -a ...), yielding what it printed; ``event``
     ("GROUP:EVENT", or "GROUP:*" for a group of one's own) deleted again
     whatever happens, Ctrl-C included."""
     try:
-        yield run([perf, "probe"] + list(args))
+        yield run([perf, "probe"] + list(args), timeout=timeout)
     finally:
-        with sigint_deferred():
-            subprocess.run([perf, "probe", "-q", "-d", event], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Within the cleanup reserve even when the check's time ran out: a
+        # probe left behind shows in verify's state comparison.
+        with sigint_deferred(), contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run([perf, "probe", "-q", "-d", event], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=CLEANUP_SECONDS)
 
 
 class ProbeRecording:
@@ -819,7 +865,8 @@ def perf_probe_record(perf, args, event, argv, data, **how):
     """perf probe ``args``, perf record -e ``event`` of ``argv``, the probes
     deleted, perf script of the recording: a ProbeRecording.  `tracekit
     probe` and the perf.probe checks."""
-    with perf_probe(perf, args, event) as added:
+    # A recording with no time limit (a workflow's) still gives perf probe its 30 s.
+    with perf_probe(perf, args, event, timeout=how.get("timeout") or 30) as added:
         recorded = record([perf, "record", "-q", "-e", event, "-o", data, "--"] + list(argv), **how)
     if not os.path.exists(data):
         raise CheckFailed("perf record wrote no data (it %s)" % exit_text(recorded.returncode))
@@ -834,7 +881,7 @@ def check_perf_probe_kernel(ctx):
     marker = ctx.marker()
     data = os.path.join(ctx.workdir, name + ".data")
     script = perf_probe_record(perf, ["-a", "%s:%s=%s" % (GROUP, name, fn)], "%s:%s" % (GROUP, name),
-                               ["cat", marker], data).script
+                               ["cat", marker], data, timeout=ctx.deadline).script
     hits = outputs.parse_trace_lines(script, name)
     if not hits:
         raise CheckFailed("perf probe on %s recorded nothing" % fn)
@@ -847,7 +894,7 @@ def check_perf_probe_user(ctx):
     name = ctx.unique("pu")
     data = os.path.join(ctx.workdir, name + ".data")
     script = perf_probe_record(perf, ["-x", target, "-a", "%s:%s=tk_work n" % (GROUP, name)],
-                               "%s:%s" % (GROUP, name), [target, "3", "0"], data).script
+                               "%s:%s" % (GROUP, name), [target, "3", "0"], data, timeout=ctx.deadline).script
     values = [v for v in (outputs.probe_value(line, "n") for line in outputs.parse_trace_lines(script, name))
               if v is not None]
     if values != [1, 2, 3]:
@@ -861,7 +908,7 @@ def check_trace_cmd(ctx):
     fn = kernel_open_function()
     # `trace-cmd list -f` reads available_filter_functions: without access to
     # the function tracer nothing else trace-cmd does here can work.
-    listed = run([trace_cmd, "list", "-f", fn], check=False)
+    listed = run([trace_cmd, "list", "-f", fn], check=False, timeout=ctx.deadline)
     if not outputs.trace_cmd_lists(listed, fn):
         raise CheckFailed("trace-cmd list -f %s: %s" % (fn, _tail(listed)))
     marker = ctx.marker()
@@ -870,7 +917,7 @@ def check_trace_cmd(ctx):
     try:
         # -B: a private instance, so the global buffer is left alone.
         run([trace_cmd, "record", "-q", "-B", instance, "-p", "function", "-l", fn, "-F",
-             "-o", data, "cat", marker], timeout=120)
+             "-o", data, "cat", marker], timeout=ctx.deadline)
     finally:
         path = os.path.join(ctx.tracefs, "instances", instance)
         if os.path.isdir(path):
@@ -878,7 +925,7 @@ def check_trace_cmd(ctx):
                 write(os.path.join(path, "current_tracer"), "nop")
             with contextlib.suppress(OSError):
                 _rmdir_retry(path)
-    report = run([trace_cmd, "report", "-i", data], timeout=120)
+    report = run([trace_cmd, "report", "-i", data], timeout=ctx.deadline)
     hits = outputs.parse_trace_lines(report, fn)
     if not hits:
         raise CheckFailed("trace-cmd report shows no %s" % fn)
@@ -901,8 +948,8 @@ def check_trace_cmd_function_graph(ctx):
         if not offers_tracer(ctx.tracefs, "function_graph"):
             raise CheckFailed("function_graph is not an available tracer")
         run([trace_cmd, "record", "-q", "-p", "function_graph", "-g", fn, "-O", "funcgraph-proc", "-F",
-             "-o", data, "cat", marker], timeout=120 * ctx.timeout_scale)
-    report = run([trace_cmd, "report", "-i", data], timeout=120 * ctx.timeout_scale)
+             "-o", data, "cat", marker], timeout=ctx.deadline)
+    report = run([trace_cmd, "report", "-i", data], timeout=ctx.deadline)
     trees, lines = outputs.parse_function_graph(report, fn)
     if not trees:
         raise CheckFailed("trace-cmd report shows no %s call tree: %s" % (fn, _tail(report)))
@@ -910,8 +957,14 @@ def check_trace_cmd_function_graph(ctx):
 
 
 # -- BPF tools ------------------------------------------------------------------------
-def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
-    """Run a snoop tool, exec a marked command until the tool shows it."""
+# Of a snoop check's budget, what is kept for our exec to show up once the
+# tool has printed its header (the rest is the tool's start-up).
+EXEC_REPORT_SECONDS = 15
+
+
+def _watch_execs(ctx, argv, ready_pattern):
+    """Run a snoop tool, exec a marked command until the tool shows it, all
+    within the check's deadline."""
     tag = "tkmark" + uuid.uuid4().hex[:10]
     # stdbuf: C tools block-buffer a pipe, and we read their lines as they come.
     stdbuf = shutil.which("stdbuf")
@@ -922,17 +975,17 @@ def _watch_execs(ctx, argv, ready_pattern, startup_timeout):
     output = []
     name = os.path.basename(argv[-1])
     try:
-        deadline = time.monotonic() + startup_timeout * ctx.timeout_scale
-        if not _wait_for_line(proc, output, ready_pattern, deadline):
+        deadline = time.monotonic() + ctx.deadline.left()
+        started = deadline - EXEC_REPORT_SECONDS * ctx.timeout_scale
+        if not _wait_for_line(proc, output, ready_pattern, started):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)  # its output ended: it is exiting
             ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
             raise CheckFailed("%s did not start%s: %s" % (name, ended, _tail("".join(output))))
         seen = False
-        deadline = time.monotonic() + 15 * ctx.timeout_scale
         while not seen and time.monotonic() < deadline:
             subprocess.run(["/bin/sh", "-c", ": " + tag], stdout=subprocess.DEVNULL)
-            seen = _wait_for_line(proc, output, re.escape(tag), time.monotonic() + 1)
+            seen = _wait_for_line(proc, output, re.escape(tag), min(deadline, time.monotonic() + 1))
         if not seen:
             ended = "" if proc.poll() is None else " (it %s)" % exit_text(proc.returncode)
             raise CheckFailed("%s did not report the exec of our marker%s" % (name, ended))
@@ -994,8 +1047,7 @@ def check_bcc(ctx):
         raise not_installed("bcc")
     tool = executable(os.path.join(info["tools_dir"], "execsnoop-bpfcc" if info["tools_dir"].endswith("sbin")
                                    else "execsnoop"), "bcc", "bcc's execsnoop")
-    # bcc compiles its program with clang at start-up: slow under emulation.
-    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=180)
+    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM")
     return "bcc execsnoop saw our exec", lines
 
 
@@ -1004,15 +1056,15 @@ def check_libbpf_tools(ctx):
     if not info.get("found"):
         raise not_installed("libbpf-tools", "libbpf-tools are")
     tool = executable(os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools", "libbpf-tools' execsnoop")
-    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM", startup_timeout=60)
+    lines = _watch_execs(ctx, [tool], r"PCOMM|COMM")
     return "libbpf-tools execsnoop saw our exec", lines
 
 
-def _bpftrace(ctx, program, command, timeout=60):
+def _bpftrace(ctx, program, command):
     bpftrace = ctx.tool("bpftrace")
     # From the work directory: the marker's relative name fits bpftrace's
     # 64-byte strings whatever the temporary directory is.
-    out = run([bpftrace, "-e", program, "-c", command], timeout=timeout * ctx.timeout_scale, cwd=ctx.workdir)
+    out = run([bpftrace, "-e", program, "-c", command], timeout=ctx.deadline, cwd=ctx.workdir)
     return outputs.parse_bpftrace_maps(out), out
 
 
@@ -1055,9 +1107,9 @@ def check_bpftrace_uprobe(ctx):
 STAP_BEGIN_END = 'probe begin { println("tracekit-begin") exit() } probe end { println("tracekit-end") }'
 
 
-def _stap(ctx, extra, timeout):
+def _stap(ctx, extra):
     stap = ctx.tool("stap")
-    out = run([stap] + extra + ["-e", STAP_BEGIN_END], timeout=timeout * ctx.timeout_scale)
+    out = run([stap] + extra + ["-e", STAP_BEGIN_END], timeout=ctx.deadline)
     try:
         lines = outputs.parse_stap_begin_end(out, "tracekit-begin", "tracekit-end")
     except ValueError as exc:
@@ -1066,11 +1118,11 @@ def _stap(ctx, extra, timeout):
 
 
 def check_systemtap_module(ctx):
-    return _stap(ctx, [], timeout=1800)
+    return _stap(ctx, [])
 
 
 def check_systemtap_bpf(ctx):
-    return _stap(ctx, ["--runtime=bpf"], timeout=300)
+    return _stap(ctx, ["--runtime=bpf"])
 
 
 # A drop monitor in the spirit of systemtap's classic dropwatch.stp
@@ -1118,7 +1170,7 @@ def check_systemtap_dropwatch(ctx):
     port = closed_loopback_port()
     out = run([stap, "-d", "kernel", "-e", STAP_DROPWATCH,
                "-c", "%s %s %d %d" % (sys.executable, sender, port, DROPS_SENT)],
-              timeout=1800 * ctx.timeout_scale)
+              timeout=ctx.deadline)
     return judge_dropwatch(out, DROPS_SENT, port)
 
 
@@ -1154,10 +1206,10 @@ def _sysdig(ctx, extra):
         if proc.poll() is not None:
             raise CheckFailed("sysdig %s: %s" % (exit_text(proc.returncode), _tail(proc.stdout.read())))
         open_marker(marker)
-        time.sleep(1)
+        time.sleep(min(1.0, ctx.deadline.left()))  # for the capture to take the events in
     finally:
         _stop(proc)
-    out = run([sysdig, "-r", capture, "-p", "%evt.type %fd.name", "fd.name contains %s" % tag])
+    out = run([sysdig, "-r", capture, "-p", "%evt.type %fd.name", "fd.name contains %s" % tag], timeout=ctx.deadline)
     hits = [event.line for event in outputs.parse_sysdig_events(out) if tag in event.name]
     if not hits:
         raise CheckFailed("sysdig capture has no event on our marker file")
@@ -1233,7 +1285,9 @@ def snapshot_tracing_state(tracefs):
 class Check:
     """A smoke trace; ``method`` is the doctor method it proves (its id unless
     the check is a workflow built on a method); ``also`` are further methods
-    it needs; ``timeout`` its budget in seconds (scaled on slow hosts)."""
+    it needs; ``timeout`` its budget in seconds (scaled on slow hosts): the
+    one number that limits it.  verify's alarm ends the check there, and the
+    tools it runs share that budget less a cleanup reserve (see Deadline)."""
 
     def __init__(self, check_id, title, fn, method=None, also=(), timeout=60):
         self.id, self.title, self.fn, self.method = check_id, title, fn, method or check_id
@@ -1242,6 +1296,14 @@ class Check:
     @property
     def methods(self):
         return (self.method,) + self.also
+
+    def seconds(self, scale=1.0):
+        """The check's time limit on a host whose limits are scaled by ``scale``."""
+        return self.timeout * scale
+
+    def deadline(self, scale=1.0):
+        """A Deadline for the tools of a run starting now."""
+        return Deadline(self.seconds(scale))
 
 
 # One check per doctor method (same id); explicit, in the order they run.
@@ -1258,31 +1320,37 @@ CHECKS = (
           check_perf_hardware),
     Check("perf.counters.software", "perf stat software counters",
           check_perf_software),
-    Check("perf.sampling", "perf record -g of tk_work", check_perf_sampling),
+    # A recording, then perf script (and perf sched timehist) reading it back.
+    Check("perf.sampling", "perf record -g of tk_work", check_perf_sampling, timeout=120),
     Check("perf.flamegraph", "perf record -g folded into an SVG flame graph", check_flamegraph,
-          method="perf.sampling"),
+          method="perf.sampling", timeout=120),
     Check("perf.sched", "perf sched timehist of the sample", check_perf_sched,
-          method="perf.counters.software", also=("tracepoint",)),
+          method="perf.counters.software", also=("tracepoint",), timeout=180),
+    # perf probe (reading the kernel's debug info), perf record, perf script.
     Check("perf.probe.kernel", "perf probe on the kernel open path",
-          check_perf_probe_kernel),
+          check_perf_probe_kernel, timeout=150),
     Check("perf.probe.user", "perf probe -x tk_work with its argument",
-          check_perf_probe_user),
-    Check("trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd),
+          check_perf_probe_user, timeout=150),
+    # trace-cmd list, record (120 s) and report (120 s).
+    Check("trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd, timeout=270),
     Check("trace-cmd.function_graph", "trace-cmd function_graph of the open path (global tracer, if idle)",
-          check_trace_cmd_function_graph, method="trace-cmd", also=("ftrace.function_graph",), timeout=120),
-    # bcc compiles at start: about 47 s under emulation (LAB.md).
-    Check("bcc", "bcc execsnoop sees our exec", check_bcc, timeout=180),
-    Check("libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools),
+          check_trace_cmd_function_graph, method="trace-cmd", also=("ftrace.function_graph",), timeout=240),
+    # bcc compiles at start: about 47 s under emulation (LAB.md); then our exec must show.
+    Check("bcc", "bcc execsnoop sees our exec", check_bcc, timeout=180 + EXEC_REPORT_SECONDS + CLEANUP_SECONDS),
+    Check("libbpf-tools", "libbpf-tools execsnoop sees our exec", check_libbpf_tools,
+          timeout=60 + EXEC_REPORT_SECONDS + CLEANUP_SECONDS),
     Check("bpftrace.kprobe", "bpftrace kprobe counts our opens", check_bpftrace_kprobe),
     Check("bpftrace.uprobe", "bpftrace uprobe on tk_work", check_bpftrace_uprobe),
     Check("bpftrace.tracepoint", "bpftrace tracepoint counts our opens",
           check_bpftrace_tracepoint),
-    Check("systemtap.module", "stap begin/end (kernel module)", check_systemtap_module),
-    Check("systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf),
+    # stap builds a kernel module first (its runtime's autoconf pass alone
+    # compiles dozens of probes against the headers): up to 30 minutes.
+    Check("systemtap.module", "stap begin/end (kernel module)", check_systemtap_module, timeout=1800),
+    Check("systemtap.bpf", "stap begin/end (BPF runtime)", check_systemtap_bpf, timeout=300),
     # A workflow on the kernel module runtime: doctor's systemtap.module
-    # verdict decides whether it runs.
+    # verdict decides whether it runs.  It builds a module too.
     Check("systemtap.dropwatch", "dropwatch.stp-style drop monitor sees our loopback drops",
-          check_systemtap_dropwatch, method="systemtap.module"),
+          check_systemtap_dropwatch, method="systemtap.module", timeout=1800),
     Check("sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod),
     Check("sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
           check_sysdig_modern),
@@ -1293,8 +1361,10 @@ METHOD_CHECKS = tuple(c for c in CHECKS if c.id == c.method)
 
 
 def run_check(check, ctx):
-    """Run one check; never raises for a failed trace."""
+    """Run one check, its tools within its budget (ctx.deadline); never
+    raises for a failed trace."""
     start = time.monotonic()
+    ctx.deadline = check.deadline(ctx.timeout_scale)
     try:
         detail, evidence = check.fn(ctx)
         status = PASSED
@@ -1304,4 +1374,6 @@ def run_check(check, ctx):
         status, detail, evidence = SKIPPED, str(exc), []
     except (OSError, LookupError, ValueError) as exc:
         status, detail, evidence = FAILED, "%s: %s" % (type(exc).__name__, exc), []
+    finally:
+        ctx.deadline = None
     return Result(check.id, status, detail, evidence, time.monotonic() - start)
