@@ -323,20 +323,24 @@ def render(
         Optional[List[str]],
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable written to vars.yml; repeatable."),
     ] = None,
+    inventory: InventoryOption = None,
     json_output: JsonOption = False,
 ):
     """Write a standalone playbook, its vars and roles for plain ansible-playbook.
 
     DIR gets tracekit.yml (the play `tracekit setup` runs, without its
     doctor and verify steps), vars.yml, an ansible.cfg that finds the roles,
-    and roles/.  Prints the playbook's path, or with --json what was
-    written, for which components, with which variables.
+    and roles/.  Prints the playbook's path on stdout and, on stderr, the
+    command that runs it from any directory: the ansible-playbook of
+    tracekit's own environment with DIR's ansible.cfg and vars.yml, on the
+    hosts of -i INVENTORY or on this machine.  With --json, what was
+    written, for which components, variables and hosts, and that command.
 
     \b
     Examples:
-      tracekit render ./tracing && cd tracing && ansible-playbook -i hosts tracekit.yml -e @vars.yml
-      tracekit render ./tracing perf bpftrace --var tracekit_debugfs_persist=false
-      tracekit render ./tracing --json | jq -r .playbook
+      tracekit render ./tracing
+      tracekit render ./tracing -i hosts.ini perf bpftrace --var tracekit_debugfs_persist=false
+      sh -c "$(tracekit render ./tracing -i hosts.ini --json | jq -r .command) --check"
 
     \b
     Exit codes:
@@ -348,11 +352,15 @@ def render(
 
     chosen = _run(lambda: core.select_components(components or []))
     variables = _run(lambda: core.parse_vars(var or []))
-    rendered = _run(lambda: core.render(directory, chosen, variables))
+    if inventory is not None:
+        _run(lambda: core.validate_inventory(inventory))
+    rendered = _run(lambda: core.render(directory, chosen, variables, inventory))
     if json_output:
         _print_json(rendered.to_dict())
     else:
         typer.echo(str(rendered.playbook))
+        # stdout is the path (for scripts); how to run it is for the person.
+        typer.echo("run it with:\n  %s" % rendered.command, err=True)
 
 
 def _load_facts(facts_file, root_dir):
