@@ -210,11 +210,8 @@ def setup(
 
 
 def _verify_after_setup(inventory, limit, quiet):
-    import tempfile
-
     # Artifacts of this run are not kept: the table is the evidence.
-    with tempfile.TemporaryDirectory(prefix="tracekit-setup-verify-") as artifacts:
-        return _run_verify(inventory, limit, (), None if inventory is None else artifacts, 1.0, quiet)
+    return _run_verify(inventory, limit, (), None, 1.0, quiet)
 
 
 def _run_verify(inventory, limit, only, artifacts, timeout_scale, quiet):
@@ -260,7 +257,8 @@ def verify(
     artifacts: Annotated[
         Optional[Path],
         typer.Option("--artifacts", metavar="DIR",
-                     help="Where flame graphs and trace excerpts go, per host (default: ./tracekit-verify-TIME)."),
+                     help="Keep flame graphs and trace excerpts here, per host (default: none kept, "
+                     "nothing is written)."),
     ] = None,
     timeout_scale: Annotated[
         float, typer.Option("--timeout-scale", min=0.1, help="Multiply every check's time limit (slow or emulated hosts).")
@@ -304,8 +302,7 @@ def verify(
         _run(lambda: setup_core.require_privileges(None))
     else:
         _run(lambda: setup_core.validate_inventory(inventory))
-    directory = artifacts or core.default_artifacts_dir()
-    result = _run_verify(inventory, limit, chosen if checks else (), directory, timeout_scale, json_output)
+    result = _run_verify(inventory, limit, chosen if checks else (), artifacts, timeout_scale, json_output)
     if junit:
         _run(lambda: _write(junit, result.junit() + "\n"))
     if json_output:

@@ -171,3 +171,54 @@ def test_render_with_an_inventory_prints_the_command_for_its_hosts(tmp_path, mon
 def test_render_refuses_a_bad_inventory_before_writing(tmp_path):
     one_line_error(invoke("render", str(tmp_path / "out"), "-i", str(tmp_path / "nope.ini")), "no such file")
     assert not (tmp_path / "out").exists()
+
+
+# -- verify writes nothing where it runs unless --artifacts asks -----------------------------------
+@pytest.fixture
+def suite_stand_in(monkeypatch):
+    """The local suite's entry point, standing in for the real one (it traces
+    for real and touches the shared tracing state: tests/host/test_verify.py
+    runs it).  Like the real one, it writes its document where told."""
+    seen = []
+
+    def run(only=(), artifacts=None, timeout_scale=1.0, on_result=None, on_start=None):
+        seen.append(artifacts)
+        if artifacts:
+            os.makedirs(artifacts, exist_ok=True)
+            with open(os.path.join(artifacts, "verify.json"), "w") as f:
+                f.write("{}\n")
+        return {"results": [], "exit_code": 0, "state_changed": [], "interrupted": False}
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr("tracekit.hostrun.verify", run)
+    return seen
+
+
+def test_local_verify_leaves_the_current_directory_as_it_was(tmp_path, monkeypatch, suite_stand_in):
+    monkeypatch.chdir(tmp_path)
+    for args in (["verify"], ["verify", "--json"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert os.listdir(tmp_path) == []
+    assert suite_stand_in == [None, None]
+    assert json.loads(result.stdout)["artifacts"] is None
+    result = invoke("verify", "--artifacts", "kept")
+    assert result.exit_code == 0, result.output
+    assert suite_stand_in[-1] == os.path.join("kept", "localhost")
+    assert os.listdir(tmp_path / "kept/localhost") == ["verify.json"]
+
+
+def test_remote_verify_fetches_nothing_unless_asked(tmp_path, monkeypatch):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("web1 ansible_host=127.0.0.2\n")
+    asked = []
+
+    def run_play(build, inventory=None, limit=None, variables=None, on_event=None, **kwargs):
+        # Stands in for ansible-runner: no host to reach here (tests/fleet runs the real play).
+        asked.append(variables["tracekit_verify_artifacts"])
+        return "failed", 4, "stand-in: no hosts"
+    monkeypatch.setattr(setup, "run_play", run_play)
+    monkeypatch.chdir(tmp_path)
+    invoke("verify", "-i", str(inventory))
+    assert asked == [""] and sorted(os.listdir(tmp_path)) == ["hosts.ini"]
+    invoke("verify", "-i", str(inventory), "--artifacts", "out")
+    assert asked[-1] == str(tmp_path / "out")
