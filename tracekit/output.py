@@ -489,6 +489,7 @@ def print_probe(result):
     for hit in result.hits:
         print(hit.line)
     for entry in result.probes:
-        n = result.counts[entry["event"]]
-        print("%d hit%s of %s (on %s)" % (n, "" if n == 1 else "s", entry["event"], entry["on"]))
+        n, places = result.counts[entry["event"]], entry.get("places", 1)
+        print("%d hit%s of %s (on %s%s)" % (n, "" if n == 1 else "s", entry["event"], entry["on"],
+                                            ", %d places" % places if places > 1 else ""))
     print("probes deleted again")

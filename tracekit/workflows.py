@@ -109,7 +109,8 @@ class SchedResult(Outcome):
 class ProbeResult(Outcome):
     binary: Optional[str]
     definitions: List[str] = field(default_factory=list)
-    # What perf probe added: {"event": "GROUP:EVENT", "on": where perf put it}.
+    # What perf probe added, one per event: {"event": "GROUP:EVENT", "on": where
+    # perf put it, "places": how many probe points it has}.
     probes: list = field(default_factory=list)
     hits: List[outputs.ProbeHit] = field(default_factory=list)
 
@@ -290,8 +291,21 @@ def probe(definitions, command, binary=None):
                          % (", ".join(left), group))
     return ProbeResult("probe", argv, recording.recorded.returncode, recording.recorded.interrupted,
                        binary=binary, definitions=[d for _, d in events],
-                       probes=[{"event": event, "on": where} for event, where in recording.added],
+                       probes=probe_points(recording.added),
                        hits=outputs.parse_probe_hits(recording.script, group))
+
+
+def probe_points(added):
+    """One entry per event of what perf probe added ([(GROUP:EVENT, where)],
+    outputs.parse_perf_probe_added): {"event", "on": where its first probe
+    point is, "places": how many it has}.  perf lists an event once per
+    probe point: a function inlined twice gets two points, which kernels
+    with multi-probe events keep under one event name."""
+    points = {}
+    for event, where in added:
+        point = points.setdefault(event, {"event": event, "on": where, "places": 0})
+        point["places"] += 1
+    return list(points.values())
 
 
 def leftover_probes(tracefs, group):

@@ -209,3 +209,28 @@ def test_someone_elses_tracing_refuses_the_workflow(monkeypatch, tmp_path):
     with pytest.raises(workflows.Failed, match=r"^funcgraph refused: global tracer in use \(current_tracer=function\)$"):
         with workflows._session("funcgraph", ["true"]):
             raise checks.CheckSkipped("global tracer in use (current_tracer=function)")
+
+
+def test_probe_on_an_inlined_function_is_one_event_with_its_places(capsys):
+    # perf lists a multi-probe event once per probe point (captured here: a function inlined twice).
+    added = outputs.parse_perf_probe_added(text("workflow.probe", "parse_perf_probe_added-inlined.txt"))
+    assert [event for event, _ in added] == ["tk_probe_5eed1e55_1:twice"] * 2
+    points = workflows.probe_points(added)
+    assert points == [{"event": "tk_probe_5eed1e55_1:twice", "on": "twice in /tmp/tkx/inl", "places": 2}]
+    hits = outputs.parse_probe_hits(text("workflow.probe", "parse_probe_hits-inlined.txt"), "tk_probe_5eed1e55_1")
+    result = workflows.ProbeResult("probe", ["./inl", "2"], 0, False, binary="/tmp/tkx/inl", definitions=["twice"],
+                                   probes=points, hits=hits)
+    assert result.counts == {"tk_probe_5eed1e55_1:twice": 2}
+    jsonschema.validate(result.to_dict(), json.loads(schema_file("workflow.schema.json").read_text()))
+    from tracekit import output
+
+    output.print_probe(result)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [h.line for h in hits] + ["2 hits of tk_probe_5eed1e55_1:twice (on twice in /tmp/tkx/inl, 2 places)",
+                                              "probes deleted again"]
+
+
+def test_probe_points_keep_one_entry_per_event_in_order():
+    added = outputs.parse_perf_probe_added(text("workflow.probe", "parse_perf_probe_added.txt"))
+    assert [(p["event"].split(":")[1], p["places"]) for p in workflows.probe_points(added)] == [
+        ("tk_work", 1), ("tk_work__return", 1)]
