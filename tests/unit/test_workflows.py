@@ -4,7 +4,9 @@ comes from), probe naming, and doctor's gate judged on a fake host's facts.
 The commands themselves run for real in tests/host/test_workflows.py."""
 
 import copy
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -63,6 +65,50 @@ def test_sched_tasks_of_the_tree_one_per_thread():
     # What the workflow reported when it captured this is what these pieces give.
     reported = meta("workflow.sched")["result"]["tasks"]
     assert [(t["tid"], t["comm"], t["run_ms"]) for t in reported] == [(t.tid, t.comm, t.run_ms) for t in mine]
+
+
+def _as_if_perf_missed_the_comms_of(timehist, tids):
+    """The timehist text perf prints when it saw no comm or fork record of
+    ``tids`` (on a busy Debian 12 box it named `sleep` ":27134"): perf's
+    thread.c calls such a thread ":TID", so timehist shows ":TID[TID]".
+    The columns stay where they were."""
+    def missed(match):
+        name = ":%s[%s]" % (match.group(2), match.group(2))
+        return name + " " * max(len(match.group(0)) - len(name), 1)
+    pattern = re.compile(r"(\S+)\[(%s)\]\s+" % "|".join(str(t) for t in tids))
+    return "\n".join(pattern.sub(missed, line, count=1) if re.match(r"^\s*\d+\.\d+ ", line) else line
+                     for line in timehist.splitlines())
+
+
+def test_sched_names_perf_missed_come_from_the_kernels_records():
+    script = text("workflow.sched", "parse_sched_forks.txt")
+    root = meta("workflow.sched")["result"]["pid"]
+    as_recorded = perfdata.command_tasks(perfdata.parse_sched_timehist(text("workflow.sched",
+                                                                            "parse_sched_timehist.txt")), script, root)
+    children = [t.tid for t in as_recorded[1:]]
+    missed = perfdata.parse_sched_timehist(_as_if_perf_missed_the_comms_of(
+        text("workflow.sched", "parse_sched_timehist.txt"), [root] + children))
+    assert {t.comm for t in missed.values() if t.tid in [root] + children} == {":%d" % t for t in [root] + children}
+    mine = perfdata.command_tasks(missed, script, root)
+    # The same tasks, times and names as where perf had the names: sh and the two targets.
+    assert [dataclasses.astuple(t) for t in mine] == [dataclasses.astuple(t) for t in as_recorded]
+    assert [t.comm for t in mine] == ["sh", "tracekit-target", "tracekit-target"]
+
+
+def test_sched_comms_as_the_kernel_recorded_them():
+    comms = perfdata.parse_sched_comms(text("workflow.sched", "parse_sched_forks.txt"))
+    root = meta("workflow.sched")["result"]["pid"]
+    assert comms[root] == "sh"
+    # The children ran as sh (forked), then as the target after their exec: the latest name counts.
+    assert [comms[t["tid"]] for t in meta("workflow.sched")["result"]["tasks"][1:]] == ["tracekit-target"] * 2
+    assert 0 not in comms  # the idle task is no task of anyone's
+    assert comms[32758] == "qemu-system-x86"
+    # A name with a space (a browser's thread), in a sched_switch record as perf 6.1 prints it.
+    line = ("  Web Content  4711 [000]  1.000001:       sched:sched_switch: prev_comm=Web Content prev_pid=4711 "
+            "prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120\n")
+    assert perfdata.parse_sched_comms(line) == {4711: "Web Content"}
+    with pytest.raises(ValueError, match="no perf script samples"):
+        perfdata.parse_sched_comms(text("perf.sched", "parse_target_pid.txt"))
 
 
 @pytest.mark.parametrize("directory", ["workflow.sched", "workflow.probe"])

@@ -767,10 +767,9 @@ def perf_sched(perf, argv, workdir, name, **how):
     timehist = run([perf, "sched", "timehist", "-i", data], timeout=timeout)
     try:
         all_tasks = perfdata.parse_sched_timehist(timehist)
-        forks = perfdata.parse_sched_forks(run([perf, "script", "-i", data], timeout=timeout))
+        tasks = perfdata.command_tasks(all_tasks, run([perf, "script", "-i", data], timeout=timeout), pid)
     except ValueError as exc:
         raise CheckFailed("perf sched: %s" % exc)
-    tasks = perfdata.tasks_by_tid(all_tasks, perfdata.descendants(forks, pid))
     return SchedTimes(pid, all_tasks, tasks, timehist, recorded)
 
 
