@@ -414,6 +414,9 @@ def _fail(exc):
 
 # -- the classic workflows (core: tracekit/workflows.py) ----------------------------------------
 WorkflowJsonOption = _json_option("docs/workflows.md")
+VerboseOption = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Also show perf's own status lines (\"[ perf record: ... ]\"); --json has them "
+    "in tool_messages either way.")]
 CommandArgument = Annotated[
     List[str], typer.Argument(metavar="-- CMD...", show_default=False, help="The command to trace, after --.")]
 # Options end at the first argument, as for perf and time: `-- CMD -l` keeps CMD's -l.
@@ -446,6 +449,7 @@ def flamegraph(
     frequency: Annotated[
         int, typer.Option("--frequency", "-F", metavar="HZ", min=1, help="Samples per second (perf record -F).")
     ] = 997,
+    verbose: VerboseOption = False,
     json_output: WorkflowJsonOption = False,
 ):
     """Sample CMD's stacks and draw them as an SVG flame graph.
@@ -465,7 +469,7 @@ def flamegraph(
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow(json_output, lambda: workflows.flamegraph(command, output, frequency),
+    _workflow(json_output, lambda: workflows.flamegraph(command, output, frequency, verbose=verbose),
               human.print_flamegraph)
 
 
@@ -499,7 +503,7 @@ def funcgraph(
 
 @app.command(context_settings=WORKFLOW_CONTEXT)
 @_workflow_doc
-def sched(command: CommandArgument, json_output: WorkflowJsonOption = False):
+def sched(command: CommandArgument, verbose: VerboseOption = False, json_output: WorkflowJsonOption = False):
     """Wait time, scheduling delay and run time of each of CMD's tasks.
 
     perf sched record while CMD runs, then perf sched timehist, added up per
@@ -517,7 +521,7 @@ def sched(command: CommandArgument, json_output: WorkflowJsonOption = False):
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow(json_output, lambda: workflows.sched(command), human.print_sched)
+    _workflow(json_output, lambda: workflows.sched(command, verbose=verbose), human.print_sched)
 
 
 @app.command(context_settings=WORKFLOW_CONTEXT)
@@ -536,6 +540,7 @@ def probe(
         Optional[List[str]], typer.Option("--add", "-a", metavar="PROBE", help="Another probe in the same run; "
                                           "repeatable.")
     ] = None,
+    verbose: VerboseOption = False,
     json_output: WorkflowJsonOption = False,
 ):
     """Dynamic probes on CMD: perf probe add, record, script, delete.
@@ -559,7 +564,8 @@ def probe(
 
     definitions = [definition] + list(add or [])
     _workflow(json_output,
-              lambda: workflows.probe(definitions, command, str(binary) if binary is not None else None),
+              lambda: workflows.probe(definitions, command, str(binary) if binary is not None else None,
+                                      verbose=verbose),
               human.print_probe)
 
 

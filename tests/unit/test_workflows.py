@@ -6,6 +6,7 @@ The commands themselves run for real in tests/host/test_workflows.py."""
 import copy
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 
@@ -280,3 +281,36 @@ def test_probe_points_keep_one_entry_per_event_in_order():
     added = outputs.parse_perf_probe_added(text("workflow.probe", "parse_perf_probe_added.txt"))
     assert [(p["event"].split(":")[1], p["places"]) for p in workflows.probe_points(added)] == [
         ("tk_work", 1), ("tk_work__return", 1)]
+
+
+# -- perf's own status lines: kept, not shown ---------------------------------------------------------
+def _relayed(show, argv):
+    """What ``argv``'s stderr, run as a workflow runs its recording, puts on
+    the terminal (a pipe here) and what it keeps."""
+    read, write = os.pipe()
+    with workflows.ToolMessages(show, sink=write) as messages:
+        recorded = checks.record(argv, **messages.how)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        return recorded, f.read().decode(), messages.lines
+
+
+def test_perfs_status_lines_are_kept_off_the_terminal():
+    # perf sched record's real stderr (captured here), written by a shell as perf would.
+    captured = DATA / "workflow.sched" / "perf-sched-record-stderr.txt"
+    status = [line for line in captured.read_text().splitlines() if line.startswith("[ perf record:")]
+    assert len(status) == 2
+    recorded, shown, kept = _relayed(False, ["/bin/sh", "-c", 'cat "$0" >&2; printf "a prompt: " >&2', str(captured)])
+    assert recorded.returncode == 0 and recorded.output is None
+    assert shown == "from-the-command\na prompt: "
+    assert kept == status
+    # --verbose: shown as well, in their place.
+    _, shown, kept = _relayed(True, ["/bin/sh", "-c", 'cat "$0" >&2', str(captured)])
+    assert shown == captured.read_text() and kept == status
+
+
+def test_tool_messages_are_in_the_document():
+    result = workflows.SchedResult("sched", ["true"], 0, False, pid=1, tool_messages=["[ perf record: x ]"])
+    document = result.to_dict()
+    assert document["tool_messages"] == ["[ perf record: x ]"]
+    jsonschema.validate(document, json.loads(schema_file("workflow.schema.json").read_text()))

@@ -281,10 +281,11 @@ class Recorded:
 
 def start(argv, passthrough=False):
     """Start ``argv``: output captured (stdout and stderr merged, C locale, no
-    stdin), or passed through to our stderr with our stdin and environment."""
+    stdin), or passed through to our stderr with our stdin and environment
+    (``passthrough`` True; or the file descriptor its stderr goes to)."""
     try:
         if passthrough:
-            return subprocess.Popen(argv, stdout=2, stderr=2)
+            return subprocess.Popen(argv, stdout=2, stderr=2 if passthrough is True else passthrough)
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, LC_ALL="C"), universal_newlines=True)
     except FileNotFoundError:
