@@ -210,11 +210,8 @@ def setup(
 
 
 def _verify_after_setup(inventory, limit, quiet):
-    import tempfile
-
     # Artifacts of this run are not kept: the table is the evidence.
-    with tempfile.TemporaryDirectory(prefix="tracekit-setup-verify-") as artifacts:
-        return _run_verify(inventory, limit, (), None if inventory is None else artifacts, 1.0, quiet)
+    return _run_verify(inventory, limit, (), None, 1.0, quiet)
 
 
 def _run_verify(inventory, limit, only, artifacts, timeout_scale, quiet):
@@ -260,7 +257,8 @@ def verify(
     artifacts: Annotated[
         Optional[Path],
         typer.Option("--artifacts", metavar="DIR",
-                     help="Where flame graphs and trace excerpts go, per host (default: ./tracekit-verify-TIME)."),
+                     help="Keep flame graphs and trace excerpts here, per host (default: none kept, "
+                     "nothing is written)."),
     ] = None,
     timeout_scale: Annotated[
         float, typer.Option("--timeout-scale", min=0.1, help="Multiply every check's time limit (slow or emulated hosts).")
@@ -304,8 +302,7 @@ def verify(
         _run(lambda: setup_core.require_privileges(None))
     else:
         _run(lambda: setup_core.validate_inventory(inventory))
-    directory = artifacts or core.default_artifacts_dir()
-    result = _run_verify(inventory, limit, chosen if checks else (), directory, timeout_scale, json_output)
+    result = _run_verify(inventory, limit, chosen if checks else (), artifacts, timeout_scale, json_output)
     if junit:
         _run(lambda: _write(junit, result.junit() + "\n"))
     if json_output:
@@ -323,20 +320,24 @@ def render(
         Optional[List[str]],
         typer.Option("--var", "-e", metavar="KEY=VALUE", help="Role variable written to vars.yml; repeatable."),
     ] = None,
+    inventory: InventoryOption = None,
     json_output: JsonOption = False,
 ):
     """Write a standalone playbook, its vars and roles for plain ansible-playbook.
 
     DIR gets tracekit.yml (the play `tracekit setup` runs, without its
     doctor and verify steps), vars.yml, an ansible.cfg that finds the roles,
-    and roles/.  Prints the playbook's path, or with --json what was
-    written, for which components, with which variables.
+    and roles/.  Prints the playbook's path on stdout and, on stderr, the
+    command that runs it from any directory: the ansible-playbook of
+    tracekit's own environment with DIR's ansible.cfg and vars.yml, on the
+    hosts of -i INVENTORY or on this machine.  With --json, what was
+    written, for which components, variables and hosts, and that command.
 
     \b
     Examples:
-      tracekit render ./tracing && cd tracing && ansible-playbook -i hosts tracekit.yml -e @vars.yml
-      tracekit render ./tracing perf bpftrace --var tracekit_debugfs_persist=false
-      tracekit render ./tracing --json | jq -r .playbook
+      tracekit render ./tracing
+      tracekit render ./tracing -i hosts.ini perf bpftrace --var tracekit_debugfs_persist=false
+      sh -c "$(tracekit render ./tracing -i hosts.ini --json | jq -r .command) --check"
 
     \b
     Exit codes:
@@ -348,11 +349,15 @@ def render(
 
     chosen = _run(lambda: core.select_components(components or []))
     variables = _run(lambda: core.parse_vars(var or []))
-    rendered = _run(lambda: core.render(directory, chosen, variables))
+    if inventory is not None:
+        _run(lambda: core.validate_inventory(inventory))
+    rendered = _run(lambda: core.render(directory, chosen, variables, inventory))
     if json_output:
         _print_json(rendered.to_dict())
     else:
         typer.echo(str(rendered.playbook))
+        # stdout is the path (for scripts); how to run it is for the person.
+        typer.echo("run it with:\n  %s" % rendered.command, err=True)
 
 
 def _load_facts(facts_file, root_dir):
@@ -409,6 +414,9 @@ def _fail(exc):
 
 # -- the classic workflows (core: tracekit/workflows.py) ----------------------------------------
 WorkflowJsonOption = _json_option("docs/workflows.md")
+VerboseOption = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Also show perf's own status lines (\"[ perf record: ... ]\"); --json has them "
+    "in tool_messages either way.")]
 CommandArgument = Annotated[
     List[str], typer.Argument(metavar="-- CMD...", show_default=False, help="The command to trace, after --.")]
 # Options end at the first argument, as for perf and time: `-- CMD -l` keeps CMD's -l.
@@ -441,6 +449,7 @@ def flamegraph(
     frequency: Annotated[
         int, typer.Option("--frequency", "-F", metavar="HZ", min=1, help="Samples per second (perf record -F).")
     ] = 997,
+    verbose: VerboseOption = False,
     json_output: WorkflowJsonOption = False,
 ):
     """Sample CMD's stacks and draw them as an SVG flame graph.
@@ -460,7 +469,7 @@ def flamegraph(
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow(json_output, lambda: workflows.flamegraph(command, output, frequency),
+    _workflow(json_output, lambda: workflows.flamegraph(command, output, frequency, verbose=verbose),
               human.print_flamegraph)
 
 
@@ -494,7 +503,7 @@ def funcgraph(
 
 @app.command(context_settings=WORKFLOW_CONTEXT)
 @_workflow_doc
-def sched(command: CommandArgument, json_output: WorkflowJsonOption = False):
+def sched(command: CommandArgument, verbose: VerboseOption = False, json_output: WorkflowJsonOption = False):
     """Wait time, scheduling delay and run time of each of CMD's tasks.
 
     perf sched record while CMD runs, then perf sched timehist, added up per
@@ -512,7 +521,7 @@ def sched(command: CommandArgument, json_output: WorkflowJsonOption = False):
     from tracekit import output as human
     from tracekit import workflows
 
-    _workflow(json_output, lambda: workflows.sched(command), human.print_sched)
+    _workflow(json_output, lambda: workflows.sched(command, verbose=verbose), human.print_sched)
 
 
 @app.command(context_settings=WORKFLOW_CONTEXT)
@@ -531,6 +540,7 @@ def probe(
         Optional[List[str]], typer.Option("--add", "-a", metavar="PROBE", help="Another probe in the same run; "
                                           "repeatable.")
     ] = None,
+    verbose: VerboseOption = False,
     json_output: WorkflowJsonOption = False,
 ):
     """Dynamic probes on CMD: perf probe add, record, script, delete.
@@ -554,7 +564,8 @@ def probe(
 
     definitions = [definition] + list(add or [])
     _workflow(json_output,
-              lambda: workflows.probe(definitions, command, str(binary) if binary is not None else None),
+              lambda: workflows.probe(definitions, command, str(binary) if binary is not None else None,
+                                      verbose=verbose),
               human.print_probe)
 
 

@@ -1,6 +1,13 @@
 """Human output: rich tables on stdout, diagnostics on stderr.
 
 Imported only on the human path, so ``--json`` never pays for rich.
+
+Nearly every string printed here comes from a host or a tool: frame names
+such as ``[unknown]`` and ``[kernel.kallsyms]``, task names, tool output,
+reasons, host names.  rich would read their brackets as markup (and drop
+them, or fail on ``[/]``) and ``:name:`` as emoji codes, so the consoles
+here print strings as they are (``plain_console``), and what carries a
+style is a Text, whose content rich never parses.
 """
 
 import threading
@@ -82,8 +89,14 @@ def _caps_text(uid, caps):
     return "; ".join(parts)
 
 
+def plain_console(**options):
+    """A console that prints strings exactly as given: no markup, no emoji
+    codes, no highlighting."""
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
 def print_doctor(report):
-    console = Console(highlight=False)
+    console = plain_console()
     facts_table = Table.grid(padding=(0, 2))
     facts_table.add_column(style="bold")
     facts_table.add_column()
@@ -110,11 +123,13 @@ def print_doctor(report):
     summary = report.summary
     console.print("  ".join("%s %d" % (k, n) for k, n in summary.items()))
     for item in report.facts.get("unreadable") or []:
-        err_console().print("[yellow]could not read[/] %s" % item)
+        line = Text("could not read", style="yellow")
+        line.append(" %s" % item)
+        err_console().print(line)
 
 
 def err_console():
-    return Console(stderr=True, highlight=False)
+    return plain_console(stderr=True)
 
 
 def progress_is_live(console):
@@ -295,7 +310,7 @@ class LiveSetupProgress:
 
 
 def print_setup(result):
-    console = Console(highlight=False)
+    console = plain_console()
     table = Table(header_style="bold", title="tracekit setup: %s" % result.status)
     for column in ("host", "component", "ok", "changed", "failed", "skipped"):
         table.add_column(column)
@@ -366,9 +381,11 @@ class LiveVerifyProgress:
 
     def __init__(self, total, console):
         self.counts = {}
-        self.progress = Progress(SpinnerColumn(style="cyan"), TextColumn("verify"), BarColumn(bar_width=24),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[counts]}"), TextColumn("{task.description}"),
+        # markup=False: the description is a check's id and title, shown as they are.
+        self.progress = Progress(SpinnerColumn(style="cyan"), TextColumn("verify", markup=False),
+                                 BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[counts]}", markup=False),
+                                 TextColumn("{task.description}", markup=False),
                                  console=console, transient=False, redirect_stdout=False, redirect_stderr=False)
         self.task = self.progress.add_task("", total=total, counts="")
 
@@ -392,7 +409,7 @@ class LiveVerifyProgress:
 
 
 def print_verify(result):
-    console = Console(highlight=False)
+    console = plain_console()
     table = Table(header_style="bold", title="tracekit verify")
     for column in ("host", "check", "status", "evidence or reason"):
         table.add_column(column, overflow="fold")
@@ -422,7 +439,7 @@ def print_verify(result):
 
 # -- the classic workflows (tracekit/workflows.py) ------------------------------------------------
 def print_flamegraph(result):
-    console = Console(highlight=False)
+    console = plain_console()
     console.print("flame graph of %d samples (%d distinct stacks) written to %s" % (
         result.samples, result.stacks, result.svg))
     if result.hottest:
@@ -441,12 +458,12 @@ def print_funcgraph(result):
     # The trace as the kernel printed it: plain lines, no table (they can be many).
     for line in result.lines:
         print(line)
-    Console(highlight=False).print("%d call%s of %s by %s (pid %d and what it started)" % (
+    plain_console().print("%d call%s of %s by %s (pid %d and what it started)" % (
         result.calls, "" if result.calls == 1 else "s", result.function, result.command[0], result.pid))
 
 
 def print_sched(result):
-    console = Console(highlight=False)
+    console = plain_console()
     print("tracekit sched: %s (pid %d)" % (" ".join(result.command), result.pid))
     table = Table(header_style="bold")
     table.add_column("task", overflow="fold")
@@ -472,6 +489,7 @@ def print_probe(result):
     for hit in result.hits:
         print(hit.line)
     for entry in result.probes:
-        n = result.counts[entry["event"]]
-        print("%d hit%s of %s (on %s)" % (n, "" if n == 1 else "s", entry["event"], entry["on"]))
+        n, places = result.counts[entry["event"]], entry.get("places", 1)
+        print("%d hit%s of %s (on %s%s)" % (n, "" if n == 1 else "s", entry["event"], entry["on"],
+                                            ", %d places" % places if places > 1 else ""))
     print("probes deleted again")

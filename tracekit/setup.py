@@ -16,6 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from tracekit import remote
 from tracekit.doctor import COMPONENTS
@@ -183,11 +184,13 @@ def build_playbook(components, doctor_agent=None, collection=None):
 
 @dataclass
 class Rendered:
-    """What `tracekit render` wrote."""
+    """What `tracekit render` wrote, and for which hosts: ``inventory``
+    (absolute), or None for this machine."""
     directory: Path
     components: list
     variables: dict
     roles: list
+    inventory: Optional[Path] = None
 
     @property
     def playbook(self):
@@ -197,16 +200,35 @@ class Rendered:
     def written(self):
         return [self.playbook, self.directory / "vars.yml", self.directory / "ansible.cfg", self.directory / "roles"]
 
+    @property
+    def command(self):
+        """The shell command that runs what was written, from any directory:
+        the ansible-playbook of tracekit's own environment (install.sh puts
+        none on PATH), DIR's ansible.cfg and vars.yml, and the inventory, or
+        this machine as `tracekit setup` reaches it (LOCAL_INVENTORY)."""
+        if self.inventory is not None:
+            hosts = ["-i", str(self.inventory)]
+        else:
+            (name, host), = LOCAL_INVENTORY["all"]["hosts"].items()
+            hosts = ["-i", name + ",", "-c", host["ansible_connection"],
+                     "-e", "ansible_python_interpreter=" + host["ansible_python_interpreter"]]
+        argv = [_ansible_bin("ansible-playbook")] + hosts + [str(self.playbook),
+                                                             "-e", "@%s" % (self.directory / "vars.yml")]
+        return "ANSIBLE_CONFIG=%s %s" % (shlex.quote(str(self.directory / "ansible.cfg")),
+                                         " ".join(shlex.quote(arg) for arg in argv))
+
     def to_dict(self):
         return {"schema": "tracekit.render/1", "directory": str(self.directory), "playbook": str(self.playbook),
                 "written": [str(p) for p in self.written], "components": list(self.components),
-                "roles": list(self.roles), "vars": self.variables}
+                "roles": list(self.roles), "vars": self.variables,
+                "inventory": str(self.inventory) if self.inventory is not None else None, "command": self.command}
 
 
-def render(directory, components, variables=None):
+def render(directory, components, variables=None, inventory=None):
     """Write a standalone playbook a fleet can run with plain ansible-playbook;
-    returns a Rendered.  A DIR that cannot be used is a usage error; a write
-    that fails half-way is an error that names what failed."""
+    returns a Rendered (its ``command`` runs it on ``inventory``, or on this
+    machine).  A DIR that cannot be used is a usage error; a write that
+    fails half-way is an error that names what failed."""
     target = Path(directory)
     try:
         if target.exists() and not target.is_dir():
@@ -218,7 +240,8 @@ def render(directory, components, variables=None):
         raise UsageError("%s: %s" % (target, exc.strerror or exc))
     roles = provision_dir() / "roles"
     rendered = Rendered(target.resolve(), list(components), dict(variables or {}),
-                        sorted(p.name for p in roles.iterdir() if p.is_dir()))
+                        sorted(p.name for p in roles.iterdir() if p.is_dir()),
+                        Path(inventory).resolve() if inventory is not None else None)
     try:
         shutil.copytree(roles, target / "roles")
         (target / "tracekit.yml").write_text(_yaml(build_playbook(components)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,6 @@ def select(only):
         return [c.id for c in agent_verify.select(tuple(only))]
     except ValueError as exc:
         raise UsageError(str(exc))
-
-
-def default_artifacts_dir():
-    return Path("tracekit-verify-" + time.strftime("%Y%m%d-%H%M%S"))
 
 
 @dataclass
@@ -160,10 +155,11 @@ def play_vars(only=(), artifacts=None, timeout_scale=1.0):
 
 
 def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0, on_event=None):
-    """The suite on every host of ``inventory`` through Ansible."""
+    """The suite on every host of ``inventory`` through Ansible; the hosts'
+    artifacts come back to ``artifacts`` (None: none are fetched, nothing
+    is written here)."""
     from tracekit import setup
 
-    artifacts = Path(artifacts or default_artifacts_dir())
     hosts = {}
 
     def handle(event):
@@ -188,4 +184,4 @@ def run_remote(inventory, limit=None, only=(), artifacts=None, timeout_scale=1.0
                                  any_host=lambda: bool(hosts), prefix="tracekit-verify-")
     if error and not hosts:
         raise TracekitError("ansible: %s" % error)
-    return VerifyResult(hosts, str(artifacts))
+    return VerifyResult(hosts, str(artifacts) if artifacts else None)

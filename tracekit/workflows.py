@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -37,8 +38,72 @@ SCHEMA = "tracekit.workflow/1"
 CHECK_OF = {"flamegraph": "perf.flamegraph", "funcgraph": "ftrace.function_graph", "sched": "perf.sched",
             "probe -x": "perf.probe.user", "probe": "perf.probe.kernel"}
 # How a workflow runs its recording: until the command ends, as long as it
-# takes, its output on our stderr, Ctrl-C ending the recording.
+# takes, its output on our stderr (perf's own status lines taken out, see
+# ToolMessages), Ctrl-C ending the recording.
 RECORDING = {"timeout": None, "check": False, "passthrough": True, "interruptible": True}
+
+
+class ToolMessages:
+    """A recording's stderr, relayed to ours as it comes, except the
+    tracer's own status lines ("[ perf record: Woken up 1 times to write
+    data ]", "[ perf record: Captured and wrote 0.6 MB /tmp/...data ]": the
+    file is tracekit's, and gone): those are kept in ``lines`` (the
+    result's tool_messages) and shown too only with ``show``.  Use it as a
+    context manager around the recording, which gets ``how`` (RECORDING,
+    its stderr into this relay)."""
+
+    STATUS = re.compile(rb"^\[ perf [\w -]+: .*\]\s*$")
+    PREFIX = b"[ perf "
+
+    def __init__(self, show=False, sink=2):
+        self.show, self.sink, self.lines = show, sink, []
+        self._read, self._write = os.pipe()
+        self._thread = threading.Thread(target=self._relay, name="tracekit-tool-messages", daemon=True)
+        self.how = dict(RECORDING, passthrough=self._write)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        # The recording (and whatever of it still holds the pipe) writes
+        # until it ends; then the relay has everything, or stops waiting.
+        os.close(self._write)
+        self._thread.join(timeout=2)
+        return False
+
+    def _out(self, data):
+        with contextlib.suppress(OSError):
+            while data:
+                data = data[os.write(self.sink, data):]
+
+    def _line(self, line):
+        if self.STATUS.match(line):
+            self.lines.append(line.decode("utf-8", "replace").strip())
+            if not self.show:
+                return
+        self._out(line)
+
+    def _relay(self):
+        pending = b""
+        while True:
+            try:
+                data = os.read(self._read, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            pending += data
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                self._line(line + b"\n")
+            # A partial line that cannot be a status line (a prompt) goes out now.
+            if pending and not (self.PREFIX.startswith(pending[:len(self.PREFIX)])):
+                self._out(pending)
+                pending = b""
+        if pending:
+            self._line(pending)
+        os.close(self._read)
 
 
 class Refused(TracekitError):
@@ -66,6 +131,8 @@ class Outcome:
     command: List[str]
     exit_status: int
     interrupted: bool
+    # The tracer's own status lines, kept off the terminal (ToolMessages).
+    tool_messages: List[str] = field(default_factory=list, kw_only=True)
 
     @property
     def ended(self):
@@ -109,7 +176,8 @@ class SchedResult(Outcome):
 class ProbeResult(Outcome):
     binary: Optional[str]
     definitions: List[str] = field(default_factory=list)
-    # What perf probe added: {"event": "GROUP:EVENT", "on": where perf put it}.
+    # What perf probe added, one per event: {"event": "GROUP:EVENT", "on": where
+    # perf put it, "places": how many probe points it has}.
     probes: list = field(default_factory=list)
     hits: List[outputs.ProbeHit] = field(default_factory=list)
 
@@ -172,15 +240,16 @@ def _session(workflow, command):
 
 
 # -- the workflows ----------------------------------------------------------------------------
-def flamegraph(command, output="flamegraph.svg", frequency=checks.SAMPLE_FREQUENCY, hottest=10):
+def flamegraph(command, output="flamegraph.svg", frequency=checks.SAMPLE_FREQUENCY, hottest=10, verbose=False):
     """perf record -g of ``command``, its stacks folded into an SVG flame
-    graph written to ``output``."""
+    graph written to ``output``.  ``verbose``: perf's status lines on the
+    terminal too (see ToolMessages)."""
     output = Path(output)
     if output.is_dir() or not output.parent.resolve().is_dir():
         raise UsageError("--output %s: not a file in an existing directory" % output)
-    with _session("flamegraph", command) as (ctx, argv):
+    with _session("flamegraph", command) as (ctx, argv), ToolMessages(verbose) as messages:
         graph = checks.flame_graph(ctx.tool("perf"), argv, os.path.join(ctx.workdir, ctx.unique("flame") + ".data"),
-                                   "tracekit flamegraph: " + " ".join(argv), frequency, **RECORDING)
+                                   "tracekit flamegraph: " + " ".join(argv), frequency, **messages.how)
     try:
         output.write_text(graph.svg)
     except OSError as exc:
@@ -190,7 +259,7 @@ def flamegraph(command, output="flamegraph.svg", frequency=checks.SAMPLE_FREQUEN
     return FlameGraphResult("flamegraph", argv, graph.recorded.returncode, graph.recorded.interrupted,
                             svg=str(output), samples=graph.folded.samples, stacks=len(graph.folded),
                             hottest=[{"function": name, "samples": n} for name, n in top],
-                            truncated=graph.folded.truncated)
+                            truncated=graph.folded.truncated, tool_messages=messages.lines)
 
 
 def funcgraph(function, command):
@@ -220,15 +289,15 @@ def funcgraph(function, command):
                            lines=lines)
 
 
-def sched(command):
+def sched(command, verbose=False):
     """perf sched record of ``command``: wait time, scheduling delay and run
     time of each of its tasks (it, its threads, what it started)."""
-    with _session("sched", command) as (ctx, argv):
-        times = checks.perf_sched(ctx.tool("perf"), argv, ctx.workdir, ctx.unique("sched"), **RECORDING)
+    with _session("sched", command) as (ctx, argv), ToolMessages(verbose) as messages:
+        times = checks.perf_sched(ctx.tool("perf"), argv, ctx.workdir, ctx.unique("sched"), **messages.how)
     name = os.path.basename(argv[0])
     total = perfdata.combined(name, times.pid, times.pid, times.tasks) if times.tasks else None
     return SchedResult("sched", argv, times.recorded.returncode, times.recorded.interrupted, pid=times.pid,
-                       tasks=times.tasks, total=total)
+                       tasks=times.tasks, total=total, tool_messages=messages.lines)
 
 
 # A perf probe definition's own event name: "[GROUP:]EVENT=" before the probe point.
@@ -265,7 +334,7 @@ def probe_events(definitions):
     return events
 
 
-def probe(definitions, command, binary=None):
+def probe(definitions, command, binary=None, verbose=False):
     """perf probe add (user probes in ``binary`` with -x, else kernel
     probes), perf record of ``command``, perf script, perf probe del: every
     hit with its arguments.  The probes are deleted whatever happens."""
@@ -277,21 +346,34 @@ def probe(definitions, command, binary=None):
             raise UsageError("-x %s: no such file" % binary)
         binary = os.path.abspath(binary)
     workflow = "probe -x" if binary else "probe"
-    with _session(workflow, command) as (ctx, argv):
+    with _session(workflow, command) as (ctx, argv), ToolMessages(verbose) as messages:
         group = ctx.unique("probe")
         args = ["-x", binary] if binary else []
         for name, definition in events:
             args += ["-a", "%s:%s=%s" % (group, name, definition)]
         data = os.path.join(ctx.workdir, group + ".data")
-        recording = checks.perf_probe_record(ctx.tool("perf"), args, group + ":*", argv, data, **RECORDING)
+        recording = checks.perf_probe_record(ctx.tool("perf"), args, group + ":*", argv, data, **messages.how)
         left = leftover_probes(ctx.tracefs, group)
         if left:
             raise Failed("probe: perf probe -d left %s defined: delete them with `perf probe -d '%s:*'`"
                          % (", ".join(left), group))
     return ProbeResult("probe", argv, recording.recorded.returncode, recording.recorded.interrupted,
                        binary=binary, definitions=[d for _, d in events],
-                       probes=[{"event": event, "on": where} for event, where in recording.added],
-                       hits=outputs.parse_probe_hits(recording.script, group))
+                       probes=probe_points(recording.added),
+                       hits=outputs.parse_probe_hits(recording.script, group), tool_messages=messages.lines)
+
+
+def probe_points(added):
+    """One entry per event of what perf probe added ([(GROUP:EVENT, where)],
+    outputs.parse_perf_probe_added): {"event", "on": where its first probe
+    point is, "places": how many it has}.  perf lists an event once per
+    probe point: a function inlined twice gets two points, which kernels
+    with multi-probe events keep under one event name."""
+    points = {}
+    for event, where in added:
+        point = points.setdefault(event, {"event": event, "on": where, "places": 0})
+        point["places"] += 1
+    return list(points.values())
 
 
 def leftover_probes(tracefs, group):

@@ -100,7 +100,7 @@ def test_options_end_at_the_first_argument(no_doctor, monkeypatch):
     # Like perf and time: what follows the command's name is the command's.
     seen = {}
 
-    def fake(command, output, frequency):
+    def fake(command, output, frequency, verbose=False):
         seen.update(command=command, output=output)
         raise workflows.Failed("flamegraph: stop here")
     monkeypatch.setattr(workflows, "flamegraph", fake)

@@ -121,7 +121,7 @@ def test_sysdig_driver_decision_follows_the_kernel(converged):
     expected = "modern_ebpf" if modern else ("kmod" if kmod else "none")
     assert sysdig["driver"] == expected, sysdig
     notices = [n["message"] for n in result["hosts"]["localhost"]["notices"] if n["component"] == "sysdig"]
-    assert notices == ["sysdig driver: %s (%s)" % (sysdig["driver"], sysdig["reason"])]
+    assert notices == [sysdig["reason"]] and "(%s)" % sysdig["driver"] in sysdig["reason"]
 
 
 def test_required_headers_fail_alone_and_the_rest_still_runs(tmp_path, converged):

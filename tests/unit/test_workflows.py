@@ -4,7 +4,10 @@ comes from), probe naming, and doctor's gate judged on a fake host's facts.
 The commands themselves run for real in tests/host/test_workflows.py."""
 
 import copy
+import dataclasses
 import json
+import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -63,6 +66,50 @@ def test_sched_tasks_of_the_tree_one_per_thread():
     # What the workflow reported when it captured this is what these pieces give.
     reported = meta("workflow.sched")["result"]["tasks"]
     assert [(t["tid"], t["comm"], t["run_ms"]) for t in reported] == [(t.tid, t.comm, t.run_ms) for t in mine]
+
+
+def _as_if_perf_missed_the_comms_of(timehist, tids):
+    """The timehist text perf prints when it saw no comm or fork record of
+    ``tids`` (on a busy Debian 12 box it named `sleep` ":27134"): perf's
+    thread.c calls such a thread ":TID", so timehist shows ":TID[TID]".
+    The columns stay where they were."""
+    def missed(match):
+        name = ":%s[%s]" % (match.group(2), match.group(2))
+        return name + " " * max(len(match.group(0)) - len(name), 1)
+    pattern = re.compile(r"(\S+)\[(%s)\]\s+" % "|".join(str(t) for t in tids))
+    return "\n".join(pattern.sub(missed, line, count=1) if re.match(r"^\s*\d+\.\d+ ", line) else line
+                     for line in timehist.splitlines())
+
+
+def test_sched_names_perf_missed_come_from_the_kernels_records():
+    script = text("workflow.sched", "parse_sched_forks.txt")
+    root = meta("workflow.sched")["result"]["pid"]
+    as_recorded = perfdata.command_tasks(perfdata.parse_sched_timehist(text("workflow.sched",
+                                                                            "parse_sched_timehist.txt")), script, root)
+    children = [t.tid for t in as_recorded[1:]]
+    missed = perfdata.parse_sched_timehist(_as_if_perf_missed_the_comms_of(
+        text("workflow.sched", "parse_sched_timehist.txt"), [root] + children))
+    assert {t.comm for t in missed.values() if t.tid in [root] + children} == {":%d" % t for t in [root] + children}
+    mine = perfdata.command_tasks(missed, script, root)
+    # The same tasks, times and names as where perf had the names: sh and the two targets.
+    assert [dataclasses.astuple(t) for t in mine] == [dataclasses.astuple(t) for t in as_recorded]
+    assert [t.comm for t in mine] == ["sh", "tracekit-target", "tracekit-target"]
+
+
+def test_sched_comms_as_the_kernel_recorded_them():
+    comms = perfdata.parse_sched_comms(text("workflow.sched", "parse_sched_forks.txt"))
+    root = meta("workflow.sched")["result"]["pid"]
+    assert comms[root] == "sh"
+    # The children ran as sh (forked), then as the target after their exec: the latest name counts.
+    assert [comms[t["tid"]] for t in meta("workflow.sched")["result"]["tasks"][1:]] == ["tracekit-target"] * 2
+    assert 0 not in comms  # the idle task is no task of anyone's
+    assert comms[32758] == "qemu-system-x86"
+    # A name with a space (a browser's thread), in a sched_switch record as perf 6.1 prints it.
+    line = ("  Web Content  4711 [000]  1.000001:       sched:sched_switch: prev_comm=Web Content prev_pid=4711 "
+            "prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120\n")
+    assert perfdata.parse_sched_comms(line) == {4711: "Web Content"}
+    with pytest.raises(ValueError, match="no perf script samples"):
+        perfdata.parse_sched_comms(text("perf.sched", "parse_target_pid.txt"))
 
 
 @pytest.mark.parametrize("directory", ["workflow.sched", "workflow.probe"])
@@ -209,3 +256,61 @@ def test_someone_elses_tracing_refuses_the_workflow(monkeypatch, tmp_path):
     with pytest.raises(workflows.Failed, match=r"^funcgraph refused: global tracer in use \(current_tracer=function\)$"):
         with workflows._session("funcgraph", ["true"]):
             raise checks.CheckSkipped("global tracer in use (current_tracer=function)")
+
+
+def test_probe_on_an_inlined_function_is_one_event_with_its_places(capsys):
+    # perf lists a multi-probe event once per probe point (captured here: a function inlined twice).
+    added = outputs.parse_perf_probe_added(text("workflow.probe", "parse_perf_probe_added-inlined.txt"))
+    assert [event for event, _ in added] == ["tk_probe_5eed1e55_1:twice"] * 2
+    points = workflows.probe_points(added)
+    assert points == [{"event": "tk_probe_5eed1e55_1:twice", "on": "twice in /tmp/tkx/inl", "places": 2}]
+    hits = outputs.parse_probe_hits(text("workflow.probe", "parse_probe_hits-inlined.txt"), "tk_probe_5eed1e55_1")
+    result = workflows.ProbeResult("probe", ["./inl", "2"], 0, False, binary="/tmp/tkx/inl", definitions=["twice"],
+                                   probes=points, hits=hits)
+    assert result.counts == {"tk_probe_5eed1e55_1:twice": 2}
+    jsonschema.validate(result.to_dict(), json.loads(schema_file("workflow.schema.json").read_text()))
+    from tracekit import output
+
+    output.print_probe(result)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [h.line for h in hits] + ["2 hits of tk_probe_5eed1e55_1:twice (on twice in /tmp/tkx/inl, 2 places)",
+                                              "probes deleted again"]
+
+
+def test_probe_points_keep_one_entry_per_event_in_order():
+    added = outputs.parse_perf_probe_added(text("workflow.probe", "parse_perf_probe_added.txt"))
+    assert [(p["event"].split(":")[1], p["places"]) for p in workflows.probe_points(added)] == [
+        ("tk_work", 1), ("tk_work__return", 1)]
+
+
+# -- perf's own status lines: kept, not shown ---------------------------------------------------------
+def _relayed(show, argv):
+    """What ``argv``'s stderr, run as a workflow runs its recording, puts on
+    the terminal (a pipe here) and what it keeps."""
+    read, write = os.pipe()
+    with workflows.ToolMessages(show, sink=write) as messages:
+        recorded = checks.record(argv, **messages.how)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        return recorded, f.read().decode(), messages.lines
+
+
+def test_perfs_status_lines_are_kept_off_the_terminal():
+    # perf sched record's real stderr (captured here), written by a shell as perf would.
+    captured = DATA / "workflow.sched" / "perf-sched-record-stderr.txt"
+    status = [line for line in captured.read_text().splitlines() if line.startswith("[ perf record:")]
+    assert len(status) == 2
+    recorded, shown, kept = _relayed(False, ["/bin/sh", "-c", 'cat "$0" >&2; printf "a prompt: " >&2', str(captured)])
+    assert recorded.returncode == 0 and recorded.output is None
+    assert shown == "from-the-command\na prompt: "
+    assert kept == status
+    # --verbose: shown as well, in their place.
+    _, shown, kept = _relayed(True, ["/bin/sh", "-c", 'cat "$0" >&2', str(captured)])
+    assert shown == captured.read_text() and kept == status
+
+
+def test_tool_messages_are_in_the_document():
+    result = workflows.SchedResult("sched", ["true"], 0, False, pid=1, tool_messages=["[ perf record: x ]"])
+    document = result.to_dict()
+    assert document["tool_messages"] == ["[ perf record: x ]"]
+    jsonschema.validate(document, json.loads(schema_file("workflow.schema.json").read_text()))

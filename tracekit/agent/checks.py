@@ -321,10 +321,11 @@ class Recorded:
 
 def start(argv, passthrough=False):
     """Start ``argv``: output captured (stdout and stderr merged, C locale, no
-    stdin), or passed through to our stderr with our stdin and environment."""
+    stdin), or passed through to our stderr with our stdin and environment
+    (``passthrough`` True; or the file descriptor its stderr goes to)."""
     try:
         if passthrough:
-            return subprocess.Popen(argv, stdout=2, stderr=2)
+            return subprocess.Popen(argv, stdout=2, stderr=2 if passthrough is True else passthrough)
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, LC_ALL="C"), universal_newlines=True)
     except FileNotFoundError:
@@ -809,10 +810,9 @@ def perf_sched(perf, argv, workdir, name, **how):
     timehist = run([perf, "sched", "timehist", "-i", data], timeout=timeout)
     try:
         all_tasks = perfdata.parse_sched_timehist(timehist)
-        forks = perfdata.parse_sched_forks(run([perf, "script", "-i", data], timeout=timeout))
+        tasks = perfdata.command_tasks(all_tasks, run([perf, "script", "-i", data], timeout=timeout), pid)
     except ValueError as exc:
         raise CheckFailed("perf sched: %s" % exc)
-    tasks = perfdata.tasks_by_tid(all_tasks, perfdata.descendants(forks, pid))
     return SchedTimes(pid, all_tasks, tasks, timehist, recorded)
 
 

@@ -368,15 +368,28 @@ def combined(comm, tid, pid, parts):
     return total
 
 
-def tasks_by_tid(tasks, tids):
+def missed_comm(comm, tid):
+    """Whether ``comm`` is perf's stand-in for a name it never saw: a thread
+    it knows of no comm or fork record for is ":TID" (perf's thread.c)."""
+    return comm == ":%d" % tid
+
+
+def tasks_by_tid(tasks, tids, comms=None):
     """The tasks of timehist ``tasks`` whose thread id is in ``tids``, one
     TaskTimes per thread (the names it had, e.g. before and after an exec,
-    summed under its latest), in the order they first ran."""
+    summed under its latest), in the order they first ran.  A thread whose
+    names perf missed (":TID") gets its name from ``comms`` ({tid: comm},
+    parse_sched_comms), when it is there."""
     names = {}
     for task in tasks.values():  # parse_sched_timehist keeps the order of first appearance
         if task.tid in tids:
             names.setdefault(task.tid, []).append(task)
-    return [combined(parts[-1].comm, tid, parts[-1].pid, parts) for tid, parts in names.items()]
+    merged = []
+    for tid, parts in names.items():
+        known = [t.comm for t in parts if not missed_comm(t.comm, tid)]
+        comm = known[-1] if known else (comms or {}).get(tid, parts[-1].comm)
+        merged.append(combined(comm, tid, parts[-1].pid, parts))
+    return merged
 
 
 # -- perf script: sched_process_fork ---------------------------------------------------
@@ -409,6 +422,42 @@ def parse_sched_forks(text):
     if not samples:
         raise ValueError("no perf script samples in: %s" % _first_line(text))
     return forks
+
+
+# The task names the kernel wrote into the sched tracepoints' records:
+# "prev_comm=sh prev_pid=5", "next_comm=... next_pid=", "comm=... pid=",
+# "child_comm=... child_pid=" (a comm may hold spaces).
+_PAYLOAD_COMM = re.compile(r"(?<!\w)((?:prev_|next_|child_)?)comm=(.*?)\s+\1pid=(-?\d+)(?=\s|$)")
+
+
+def parse_sched_comms(text):
+    """{tid: comm}: each task's latest name in the sched events of ``perf
+    script`` output of a perf sched record, as the kernel recorded it in
+    the events themselves (sched_switch's prev_comm and next_comm, the
+    wakeups', sched_process_fork's child_comm...), so also where perf
+    missed the comm and fork records it names tasks by.  ValueError if
+    there is no perf script sample at all."""
+    if not text or not text.strip():
+        raise ValueError("perf script output is empty")
+    comms, samples = {}, 0
+    for line in text.splitlines():
+        if not _SAMPLE.match(line):
+            continue
+        samples += 1
+        for _, comm, tid in _PAYLOAD_COMM.findall(line):
+            if int(tid) > 0:  # 0: a CPU's idle task
+                comms[int(tid)] = comm
+    if not samples:
+        raise ValueError("no perf script samples in: %s" % _first_line(text))
+    return comms
+
+
+def command_tasks(tasks, script, pid):
+    """The tasks of the command ``pid`` in timehist ``tasks``: it, its
+    threads and what it started (the sched_process_fork events of
+    ``script``, the perf script text of the same recording), one per thread,
+    named as the kernel named them where perf missed their names."""
+    return tasks_by_tid(tasks, descendants(parse_sched_forks(script), pid), parse_sched_comms(script))
 
 
 def descendants(forks, pid):
