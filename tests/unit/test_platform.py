@@ -1,11 +1,10 @@
 """The supported releases: listed once (the platform role's vars/main.json),
 refused up front everywhere else, read the same way by doctor."""
 
-import sys
-
 import pytest
 import yaml
 
+from tests.lib.localplay import local_inventory, run_tasks
 from tracekit import releases, setup
 from tracekit.paths import provision_dir
 
@@ -13,33 +12,17 @@ ROLES = provision_dir() / "roles"
 SUPPORTED = "Ubuntu 22.04, 24.04, 26.04; Debian 12, 13"
 
 
-def local_inventory(tmp_path, name="host"):
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {name: {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}}}}))
-    return str(inventory)
-
-
 def run_platform_role(tmp_path, distribution, version, release):
     """The platform role run by ansible-playbook itself (as tracekit runs it),
     on a host whose distribution facts are the given ones (extra vars beat
     gathered facts; nothing is gathered: the role reads only these three
     and changes nothing). Returns (rc, the task results)."""
-    play = [{"hosts": "all", "gather_facts": False,
-             "tasks": [{"ansible.builtin.include_role": {"name": "platform"}},
-                       {"ansible.builtin.debug": {"msg": "{{ {'name': _tracekit_platform_name, "
-                                                         "'unpackaged': _tracekit_platform_unpackaged} }}"}}]}]
-    results = []
-
-    def on_event(event):
-        if event.get("event") in ("runner_on_ok", "runner_on_failed"):
-            results.append(dict(event["event_data"]["res"], failed=event["event"] == "runner_on_failed"))
-
-    _, rc, _ = setup.run_play(lambda agent: play, inventory=local_inventory(tmp_path), on_event=on_event,
-                              variables={"ansible_distribution": distribution,
-                                         "ansible_distribution_version": version,
-                                         "ansible_distribution_release": release})
-    return rc, results
+    return run_tasks(tmp_path, [
+        {"ansible.builtin.include_role": {"name": "platform"}},
+        {"ansible.builtin.debug": {"msg": "{{ {'name': _tracekit_platform_name, "
+                                          "'unpackaged': _tracekit_platform_unpackaged} }}"}}],
+        {"ansible_distribution": distribution, "ansible_distribution_version": version,
+         "ansible_distribution_release": release})
 
 
 @pytest.mark.parametrize("distribution, version, release", [

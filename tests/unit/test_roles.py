@@ -75,3 +75,53 @@ def test_debuginfod_client_is_asked_for_by_its_real_package_name(distribution, v
     packages = Templar(loader=loader, variables=variables).template(
         trust_as_template("{{ __tracekit_ddebs_debuginfod_packages | join(' ') }}")).split()
     assert packages == ["libdebuginfod-common", library]
+
+
+def _role_vars(role, distribution, version, release, files=("main.yml",), **extra):
+    """A role's vars files as Ansible templates them for a host of that release."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    root = provision_dir() / "roles" / role / "vars"
+    loader = DataLoader()
+    variables = {"ansible_distribution": distribution, "ansible_distribution_version": version,
+                 "ansible_distribution_release": release, **extra}
+    for name in files:
+        variables.update(loader.load_from_file(str(root / name), trusted_as_template=True))
+    templar = Templar(loader=loader, variables=variables)
+    return lambda expression: templar.template(trust_as_template(expression))
+
+
+@pytest.mark.parametrize("distribution, version, release, packages", [
+    ("Ubuntu", "22.04", "jammy", ["linux-tools-common", "linux-tools-5.15.0-204-generic", "linux-tools-generic"]),
+    ("Ubuntu", "24.04", "noble", ["linux-tools-common", "linux-tools-5.15.0-204-generic", "linux-tools-generic"]),
+    # perf is its own package there; linux-tools-<version> only recommends it.
+    ("Ubuntu", "26.04", "resolute", ["linux-perf"]),
+    ("Debian", "12", "bookworm", ["linux-perf"]),
+    ("Debian", "13", "trixie", ["linux-perf"]),
+])
+def test_perf_comes_from_the_package_the_release_ships_it_in(distribution, version, release, packages):
+    value = _role_vars("perf", distribution, version, release, files=(distribution + ".yml",),
+                       tracekit_perf_kernel="5.15.0-204-generic")
+    assert value("{{ __tracekit_perf_common + [__tracekit_perf_exact]"
+                 " + ([__tracekit_perf_fallback] if __tracekit_perf_fallback else []) }}") == packages
+
+
+@pytest.mark.parametrize("target, kept", [
+    ("/usr/lib/linux-tools/6.8.0-151-generic/perf", False),  # an earlier fallback's link
+    ("/opt/perf/bin/perf", True),  # not tracekit's
+])
+def test_perf_removes_its_old_fallback_link_where_perf_is_packaged(tmp_path, target, kept):
+    """After an upgrade to 26.04 (linux-perf: /usr/bin/perf), the link an
+    earlier fallback made would still come first in PATH. Run by Ansible on
+    a link in a scratch directory."""
+    from tests.lib.localplay import run_tasks
+
+    link = tmp_path / "perf"
+    link.symlink_to(target)
+    rc, results = run_tasks(tmp_path, [{"ansible.builtin.include_role": {"name": "perf", "tasks_from": "link"}}],
+                            {"_tracekit_perf_fallback": False, "tracekit_perf_link": str(link)})
+    assert rc == 0, results
+    assert link.is_symlink() == kept
+    removed = [r for r in results if r["task"].startswith("Remove the old link") and not r["skipped"]]
+    assert [r["changed"] for r in removed] == ([] if kept else [True])
