@@ -4,14 +4,19 @@ provision/roles/platform/vars/main.json is the one list: the role refuses
 any other release before a change, and doctor (here) knows which remedies
 `tracekit setup` can really apply and what a release does not package.
 JSON rather than YAML so that reading it costs doctor no YAML parser.
+Standard library only: doctor runs on remote hosts too (tracekit.remote).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import pkgutil
 
-from tracekit.paths import provision_dir
+# Inside the package (an installed wheel, and the agent's zip application,
+# which doctor also runs in), else beside it (a checkout).
+DATA = "provision/roles/platform/vars/main.json"
 
 # os-release ID -> Ansible's ansible_distribution.
 DISTRIBUTIONS = {"ubuntu": "Ubuntu", "debian": "Debian"}
@@ -20,8 +25,12 @@ DISTRIBUTIONS = {"ubuntu": "Ubuntu", "debian": "Debian"}
 @functools.lru_cache(maxsize=1)
 def releases():
     """{"Ubuntu": {"noble": {"version": "24.04", "unpackaged": [...]}, ...}, ...}"""
-    path = provision_dir() / "roles" / "platform" / "vars" / "main.json"
-    return json.loads(path.read_text())["_tracekit_platform_releases"]
+    try:
+        data = pkgutil.get_data("tracekit", DATA)
+    except OSError:
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), DATA), "rb") as f:
+            data = f.read()
+    return json.loads(data.decode())["_tracekit_platform_releases"]
 
 
 def supported_text():

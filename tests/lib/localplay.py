@@ -15,7 +15,7 @@ def local_inventory(directory, name="host"):
     return str(inventory)
 
 
-def run_tasks(directory, tasks, variables=None):
+def run_tasks(directory, tasks, variables=None, check=False):
     """(rc, results): each task result as Ansible reported it, with
     failed=True for a failure, in order."""
     play = [{"hosts": "all", "gather_facts": False, "tasks": tasks}]
@@ -28,5 +28,5 @@ def run_tasks(directory, tasks, variables=None):
                                 skipped=event["event"] == "runner_on_skipped"))
 
     _, rc, _ = setup.run_play(lambda agent: play, inventory=local_inventory(directory), on_event=on_event,
-                              variables=variables or {})
+                              variables=variables or {}, check=check)
     return rc, results
