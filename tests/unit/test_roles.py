@@ -201,3 +201,22 @@ def test_packages_asked_for_by_version_are_installed_only_when_dpkg_has_another(
 
     assert apt_ran(["dpkg", "dpkg=" + version]) == [False]
     assert apt_ran(["dpkg=0.0-not-this"]) == [True]
+
+
+@pytest.mark.parametrize("kernel, distribution_kernel", [
+    ("6.8.0-151-generic", True), ("6.1.0-56-amd64", True),
+    ("6.12.38+deb13-amd64", True),  # Debian 13 names its kernels so
+    ("6.18.44-fc-v595", False),
+])
+def test_headers_role_knows_distribution_kernels_as_doctor_does(kernel, distribution_kernel):
+    import re
+
+    from tracekit import doctor
+
+    pattern = yaml.safe_load((provision_dir() / "roles/headers/vars/main.yml").read_text())[
+        "_tracekit_headers_distribution_kernel"]
+    assert pattern == doctor.DISTRIBUTION_KERNEL
+    value = _role_vars("headers", "Debian", "13", "trixie", tracekit_headers_kernel=kernel)
+    # As tasks/resolve.yml asks.
+    assert value("{{ tracekit_headers_kernel is match(_tracekit_headers_distribution_kernel) }}") \
+        is distribution_kernel
