@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
+from tracekit import releases
 from tracekit.errors import UsageError
 
 READY, MISSING, UNAVAILABLE, UNKNOWN = "ready", "missing", "unavailable", "unknown"
@@ -39,6 +40,8 @@ class Block:
     cause: str
     remedy: Optional[str] = None
     component: Optional[str] = None
+    # Role variables the setup remedy needs ("tracekit_sysdig_repository=vendor").
+    setup_vars: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ def _lockdown(facts):
 
 def _tool(facts, name):
     return (facts.get("tools") or {}).get(name) or {}
+
+
+def _distro(facts):
+    return (facts.get("host") or {}).get("distro") or {}
 
 
 def _setup_unavailable(facts, component):
@@ -262,12 +269,18 @@ def need_btf(facts):
     return Block(UNAVAILABLE, cause, "use a kernel built with CONFIG_DEBUG_INFO_BTF")
 
 
+# Ubuntu 6.8.0-51-generic, Debian 12 6.1.0-28-amd64, Debian 13 6.12.38+deb13-amd64
+# (the headers role matches the same pattern).
+DISTRIBUTION_KERNEL = r"^\d+\.\d+\.\d+(-\d+(\.\d+)?|\+deb\d+)-[a-z][a-z0-9-]*$"
+
+
 def distribution_kernel(facts):
     """Whether the running kernel looks like one a distribution packages
-    headers for (Ubuntu 6.8.0-51-generic, Debian 6.1.0-28-amd64)."""
+    headers for (Ubuntu 6.8.0-51-generic, Debian 6.1.0-28-amd64 or
+    6.12.38+deb13-amd64)."""
     release = (facts.get("kernel") or {}).get("release") or ""
     distro = ((facts.get("host") or {}).get("distro") or {}).get("id")
-    return distro in ("ubuntu", "debian") and bool(re.match(r"^\d+\.\d+\.\d+-\d+(\.\d+)?-[a-z][a-z0-9-]*$", release))
+    return distro in ("ubuntu", "debian") and bool(re.match(DISTRIBUTION_KERNEL, release))
 
 
 def need_headers(facts):
@@ -410,7 +423,7 @@ def need_sysdig_modern(facts):
         return None  # need_sysdig reports a missing sysdig
     return Block(MISSING, "sysdig %s has no modern eBPF probe (no --modern-bpf option: older than 0.31, "
                  "or built without it)" % sysdig.get("version"),
-                 "tracekit setup sysdig with the vendor repository", "sysdig")
+                 "tracekit setup sysdig --var %s" % SYSDIG_VENDOR, "sysdig", (SYSDIG_VENDOR,))
 
 
 def need_sysdig_kmod(facts):
@@ -439,10 +452,34 @@ def need_kernel_at_least(major, minor, why):
 need_perf = _need_tool("perf", "perf")
 need_trace_cmd = _need_tool("trace-cmd", "perf")
 need_bcc = _need_tool("bcc", "bcc", "bcc (bpfcc-tools, python3-bpfcc)")
-need_libbpf_tools = _need_tool("libbpf-tools", "bcc")
+
+
+def need_libbpf_tools(facts):
+    if _tool(facts, "libbpf-tools").get("found"):
+        return None
+    release = releases.not_packaged_by(_distro(facts), "libbpf-tools")
+    if release:
+        return Block(UNAVAILABLE, "libbpf-tools is not packaged by %s" % release,
+                     "use bcc's tools (the bcc method), or a release that packages libbpf-tools")
+    recorded = ((facts.get("setup") or {}).get("components") or {}).get("bcc") or {}
+    if recorded.get("libbpf_tools_packaged") is False:
+        return Block(UNAVAILABLE, "libbpf-tools is not in this host's apt sources (as tracekit setup bcc found)",
+                     "use bcc's tools (the bcc method), or add a source that has libbpf-tools")
+    return _need_tool("libbpf-tools", "bcc")(facts)
 need_bpftrace = _need_tool("bpftrace", "bpftrace")
 need_stap = _need_tool("stap", "systemtap", "systemtap")
-need_sysdig = _need_tool("sysdig", "sysdig")
+SYSDIG_VENDOR = "tracekit_sysdig_repository=vendor"
+
+
+def need_sysdig(facts):
+    if _tool(facts, "sysdig").get("found"):
+        return None
+    release = releases.not_packaged_by(_distro(facts), "sysdig")
+    recorded = _setup_unavailable(facts, "sysdig")
+    if release or recorded:
+        return Block(UNAVAILABLE, ("sysdig is not packaged by %s; Sysdig's own repository has it" % release)
+                     if release else recorded, "tracekit setup sysdig --var %s" % SYSDIG_VENDOR)
+    return _need_tool("sysdig", "sysdig")(facts)
 
 
 # -- notes (never block) -----------------------------------------------------------
@@ -533,8 +570,19 @@ METHODS = (
 METHOD_IDS = tuple(m.id for m in METHODS)
 
 
+def _beyond_setup(block, refused):
+    """A block setup would fix, on a release setup refuses: nothing tracekit
+    can fix, so not `missing` (whose remedy must really work). Mounting
+    debugfs works on any release (its step has no release check)."""
+    if not refused or block.status != MISSING or block.component in (None, "debugfs"):
+        return block
+    return Block(UNAVAILABLE, "%s; %s" % (block.cause, refused),
+                 "install it by hand, or use a release tracekit supports")
+
+
 def judge(method, facts):
-    blocks = [b for b in (req(facts) for req in method.requires) if b is not None]
+    refused = releases.unsupported(_distro(facts))
+    blocks = [_beyond_setup(b, refused) for b in (req(facts) for req in method.requires) if b is not None]
     notes = list(method.notes(facts))
     if not blocks:
         return Verdict(method.id, method.title, READY, method.ready_reason(facts).strip(), None, None, [], notes)
@@ -543,11 +591,12 @@ def judge(method, facts):
     component = first.component if first.status == MISSING else None
     remedy = first.remedy
     if first.status == MISSING:
-        components = []
+        components, setup_vars = [], []
         for b in blocks:
             if b.component and b.component not in components:
                 components.append(b.component)
-        remedy = "tracekit setup " + " ".join(components)
+            setup_vars += [v for v in b.setup_vars if v not in setup_vars]
+        remedy = " ".join(["tracekit setup"] + components + ["--var " + v for v in setup_vars])
     return Verdict(method.id, method.title, first.status, first.cause, remedy, component,
                    [b.cause for b in blocks], notes)
 

@@ -12,14 +12,15 @@ installed on the target.
 import zipfile
 from pathlib import Path
 
-from tracekit.paths import PACKAGE
+from tracekit import releases
+from tracekit.paths import PACKAGE, provision_dir
 
 _MAIN = '''import sys
 from tracekit import hostrun
 sys.exit(hostrun.main(sys.argv[1:]))
 '''
 # The controller-only modules (CLI, Ansible driver, output) stay home.
-HOST_MODULES = ("doctor.py", "errors.py", "hostrun.py")
+HOST_MODULES = ("doctor.py", "errors.py", "hostrun.py", "releases.py")
 
 
 def agent_zipapp(directory):
@@ -30,6 +31,8 @@ def agent_zipapp(directory):
         archive.writestr("tracekit/__init__.py", "")
         for name in HOST_MODULES:
             archive.write(PACKAGE / name, "tracekit/" + name)
+        # The supported releases, which doctor (tracekit.releases) reads.
+        archive.write(provision_dir() / "roles" / "platform" / "vars" / "main.json", "tracekit/" + releases.DATA)
         for path in sorted((PACKAGE / "agent").iterdir()):
             if path.suffix in (".py", ".c"):
                 archive.write(path, "tracekit/agent/" + path.name)

@@ -37,7 +37,6 @@ NEEDS = {"dbgsym": ("ddebs",), "bcc": ("headers",), "systemtap": ("headers",)}
 # Components that only configure apt or mounts; the rest install packages,
 # all of them in one apt transaction (the `packages` role) after these ran.
 BEFORE_PACKAGES = ("debugfs", "ddebs")
-SUPPORTED_DISTRIBUTIONS = ("Ubuntu", "Debian")
 # Who tracekit's plays run on: every host of the inventory (the CLI narrows
 # with --limit), or the pattern in tracekit_hosts (a fleet importing the
 # collection's playbooks for one group of its inventory).
@@ -126,13 +125,14 @@ def build_playbook(components, doctor_agent=None, collection=None):
     fully qualified names, for the collection's own setup playbook."""
     tasks = []
     if any(c not in ("debugfs",) for c in components):
+        # The platform role lists the supported releases (also read by doctor):
+        # any other host gets one line naming its release and the list, and
+        # nothing is changed on it. Named as a step ("Set up ..."), so that a
+        # refused host has its row in the summary, under "platform".
+        platform = "%s.platform" % collection if collection else "platform"
         tasks.append({
-            "name": "Preflight | tracekit sets up Ubuntu and Debian hosts",
-            "ansible.builtin.assert": {
-                "that": ["ansible_distribution in %r" % (list(SUPPORTED_DISTRIBUTIONS),)],
-                "fail_msg": "{{ ansible_distribution }} {{ ansible_distribution_version }} is not supported "
-                            "(tracekit sets up %s); nothing was changed" % " and ".join(SUPPORTED_DISTRIBUTIONS),
-                "quiet": True},
+            "name": "Set up platform",
+            "ansible.builtin.include_role": {"name": platform, "apply": {"tags": ["always"]}},
             "tags": ["always"]})
     batch = [c for c in components if c not in BEFORE_PACKAGES]
     steps = [c for c in components if c in BEFORE_PACKAGES] + (["packages"] if batch else []) + batch

@@ -9,7 +9,7 @@ import tracekit.agent
 
 AGENT = Path(tracekit.agent.__file__).parent
 # Shipped to targets with the agent (tracekit.remote): the same rules apply.
-HOST_FILES = sorted(AGENT.glob("*.py")) + [AGENT.parent / n for n in ("doctor.py", "errors.py", "hostrun.py")]
+HOST_FILES = sorted(AGENT.glob("*.py")) + [AGENT.parent / n for n in ("doctor.py", "errors.py", "hostrun.py", "releases.py")]
 
 
 def imported_modules(path):

@@ -18,7 +18,9 @@ without the open path's function cannot be had here.  So:
 """
 
 import os
+import shutil
 import stat
+import subprocess
 import textwrap
 
 import pytest
@@ -293,3 +295,19 @@ def test_stap_whose_probes_never_fire(check_id, tmp_path):
                                        "monitor did not start: "}.get(check_id, "stap printed no 'tracekit-begin' "
                                                                                "line: (no output)")
     assert detail == expected, detail
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc here to build the ELF stand-in")
+def test_libbpf_tools_execsnoop_under_its_suffixed_name(tmp_path):
+    # Debian 13 and Ubuntu 26.04 install it as execsnoop-libbpf. Stand-in: a
+    # compiled C program (the tool must be an ELF binary, as libbpf-tools'
+    # are) that prints libbpf-tools' header and then reports nothing.
+    source = tmp_path / "stand-in.c"
+    source.write_text('#include <stdio.h>\n#include <unistd.h>\nint main(void) {\n'
+                      '    puts("PCOMM            PID    PPID   RET ARGS"); fflush(stdout); sleep(60); return 0;\n}\n')
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    subprocess.run(["gcc", "-o", str(sbin / "execsnoop-libbpf"), str(source)], check=True, timeout=60)
+    facts = {"libbpf-tools": {"found": True, "path": str(sbin / "execsnoop-libbpf"), "tools_dir": str(sbin)}}
+    detail = failed("libbpf-tools", context(tmp_path, tools=facts))
+    assert detail == "execsnoop-libbpf did not report the exec of our marker"

@@ -419,7 +419,19 @@ def test_bcc_tools_without_module(host):
 def test_libbpf_tools(host):
     host.libbpf_tools("1:1.3.0-2build2")
     assert collect(host)["tools"]["libbpf-tools"] == {
-        "found": True, "path": "/usr/sbin/execsnoop", "tools_dir": "/usr/sbin", "version": "1:1.3.0-2build2"}
+        "found": True, "path": "/usr/sbin/execsnoop", "tools_dir": "/usr/sbin", "execsnoop": "/usr/sbin/execsnoop",
+        "version": "1:1.3.0-2build2"}
+
+
+@pytest.mark.parametrize("tool", ["execsnoop", "opensnoop"])
+def test_libbpf_tools_with_their_suffixed_names(host, tool):
+    # Debian 13 and Ubuntu 26.04: /usr/sbin/execsnoop-libbpf, opensnoop-libbpf, ...
+    host.libbpf_tools("1.5.0-3", rel="usr/sbin/%s-libbpf" % tool)
+    # A perf-tools script with the bare name is not libbpf-tools'.
+    host.write("usr/sbin/execsnoop", "#!/bin/bash\n# perf-tools execsnoop\n", mode=0o755)
+    assert collect(host)["tools"]["libbpf-tools"] == {
+        "found": True, "path": "/usr/sbin/%s-libbpf" % tool, "tools_dir": "/usr/sbin",
+        "execsnoop": "/usr/sbin/execsnoop-libbpf" if tool == "execsnoop" else None, "version": "1.5.0-3"}
 
 
 def test_libbpf_tools_elf_without_dpkg_entry(host):

@@ -75,3 +75,148 @@ def test_debuginfod_client_is_asked_for_by_its_real_package_name(distribution, v
     packages = Templar(loader=loader, variables=variables).template(
         trust_as_template("{{ __tracekit_ddebs_debuginfod_packages | join(' ') }}")).split()
     assert packages == ["libdebuginfod-common", library]
+
+
+def _role_vars(role, distribution, version, release, files=("main.yml",), **extra):
+    """A role's vars files as Ansible templates them for a host of that release."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    root = provision_dir() / "roles" / role / "vars"
+    loader = DataLoader()
+    variables = {"ansible_distribution": distribution, "ansible_distribution_version": version,
+                 "ansible_distribution_release": release, **extra}
+    for name in files:
+        variables.update(loader.load_from_file(str(root / name), trusted_as_template=True))
+    templar = Templar(loader=loader, variables=variables)
+    return lambda expression: templar.template(trust_as_template(expression))
+
+
+@pytest.mark.parametrize("distribution, version, release, packages", [
+    ("Ubuntu", "22.04", "jammy", ["linux-tools-common", "linux-tools-5.15.0-204-generic", "linux-tools-generic"]),
+    ("Ubuntu", "24.04", "noble", ["linux-tools-common", "linux-tools-5.15.0-204-generic", "linux-tools-generic"]),
+    # perf is its own package there; linux-tools-<version> only recommends it.
+    ("Ubuntu", "26.04", "resolute", ["linux-perf"]),
+    ("Debian", "12", "bookworm", ["linux-perf"]),
+    ("Debian", "13", "trixie", ["linux-perf"]),
+])
+def test_perf_comes_from_the_package_the_release_ships_it_in(distribution, version, release, packages):
+    value = _role_vars("perf", distribution, version, release, files=(distribution + ".yml",),
+                       tracekit_perf_kernel="5.15.0-204-generic")
+    assert value("{{ __tracekit_perf_common + [__tracekit_perf_exact]"
+                 " + ([__tracekit_perf_fallback] if __tracekit_perf_fallback else []) }}") == packages
+
+
+@pytest.mark.parametrize("target, kept", [
+    ("/usr/lib/linux-tools/6.8.0-151-generic/perf", False),  # an earlier fallback's link
+    ("/opt/perf/bin/perf", True),  # not tracekit's
+])
+def test_perf_removes_its_old_fallback_link_where_perf_is_packaged(tmp_path, target, kept):
+    """After an upgrade to 26.04 (linux-perf: /usr/bin/perf), the link an
+    earlier fallback made would still come first in PATH. Run by Ansible on
+    a link in a scratch directory."""
+    from tests.lib.localplay import run_tasks
+
+    link = tmp_path / "perf"
+    link.symlink_to(target)
+    rc, results = run_tasks(tmp_path, [{"ansible.builtin.include_role": {"name": "perf", "tasks_from": "link"}}],
+                            {"_tracekit_perf_fallback": False, "tracekit_perf_link": str(link)})
+    assert rc == 0, results
+    assert link.is_symlink() == kept
+    removed = [r for r in results if r["task"].startswith("Remove the old link") and not r["skipped"]]
+    assert [r["changed"] for r in removed] == ([] if kept else [True])
+
+
+def _sysdig_role(tmp_path, apt_show, platform_name, unpackaged, **variables):
+    """The sysdig role run by Ansible on this machine with apt's answer given
+    (as the packages role shares it) and the platform role's facts for the
+    release: it installs nothing here (nothing to install, or already
+    "installed" by the packages step) and records its fact in tmp_path."""
+    from tests.lib.localplay import run_tasks
+
+    candidates = ["sysdig", "falcosecurity-scap-dkms", "linux-headers-6.12.38+deb13-amd64"]
+    return run_tasks(tmp_path, [
+        {"ansible.builtin.include_role": {"name": "sysdig", "tasks_from": "resolve"}},
+        {"ansible.builtin.debug": {"var": "_tracekit_sysdig_packages"}},
+        {"ansible.builtin.include_role": {"name": "sysdig"}}],
+        {"_tracekit_sysdig_candidates": candidates, "_tracekit_apt_asked": candidates, "_tracekit_apt_show": apt_show,
+         "__tracekit_sysdig_kernel_has": {"files": [{"path": "/sys/kernel/btf/vmlinux"}]},
+         "_tracekit_packages_installed": ["sysdig"], "_tracekit_platform_checked": True,
+         "_tracekit_platform_name": platform_name, "_tracekit_platform_unpackaged": unpackaged,
+         "tracekit_sysdig_kernel": "6.12.38+deb13-amd64", "tracekit_sysdig_facts_dir": str(tmp_path / "facts"),
+         "ansible_kernel": "6.12.38+deb13-amd64", "ansible_architecture": "x86_64",
+         "ansible_distribution": "Debian", **variables})
+
+
+def test_sysdig_where_the_distribution_packages_none_is_a_notice_naming_the_working_command(tmp_path):
+    """Debian 13: no sysdig package at all. Not a failed component (a default
+    install could never succeed there), and the fact tells doctor why."""
+    import json
+
+    rc, results = _sysdig_role(tmp_path, "", "Debian 13", ["sysdig"])
+    assert rc == 0, [r for r in results if r["failed"]]
+    notices = [r["msg"] for r in results if r["task"].startswith("Notice |") and not r["skipped"]]
+    expected = ("sysdig is not packaged by Debian 13; to install it from Sysdig's own repository: "
+                "tracekit setup sysdig --var tracekit_sysdig_repository=vendor")
+    assert notices == [expected]
+    fact = json.loads((tmp_path / "facts/tracekit_sysdig.fact").read_text())
+    assert fact["unavailable"] == expected and fact["packages"] == []
+
+
+def test_sysdig_missing_from_a_release_that_packages_it_still_fails(tmp_path):
+    # Ubuntu without universe: the sources are what needs fixing.
+    rc, results = _sysdig_role(tmp_path, "", "Ubuntu 24.04", [], ansible_distribution="Ubuntu")
+    failures = [r["msg"] for r in results if r["failed"]]
+    assert rc != 0 and failures == ["sysdig role: sysdig is not in the configured apt sources (Ubuntu has it in "
+                                    "universe); nothing was installed"]
+
+
+@pytest.mark.parametrize("repository, packages", [
+    ("distribution", ["sysdig"]),
+    # The vendor's sysdig by version: an installed distribution sysdig would otherwise stay.
+    ("vendor", ["sysdig=0.40.1"]),
+])
+def test_sysdig_from_the_vendor_is_asked_for_by_its_version(tmp_path, repository, packages):
+    show = "Package: sysdig\nVersion: 0.40.1\n\nPackage: falcosecurity-scap-dkms\nVersion: 8.0.0\n\n"
+    rc, results = _sysdig_role(tmp_path, show, "Ubuntu 24.04", [], tracekit_sysdig_repository=repository,
+                               tracekit_sysdig_driver="none")
+    assert [r["_tracekit_sysdig_packages"] for r in results if "_tracekit_sysdig_packages" in r] == [packages]
+
+
+def test_packages_asked_for_by_version_are_installed_only_when_dpkg_has_another(tmp_path):
+    """dpkg-query on this machine (read only; check mode): a package at the
+    version asked for needs no apt run, at another version it does."""
+    import subprocess
+
+    from tests.lib.localplay import run_tasks
+
+    version = subprocess.run(["dpkg-query", "--show", "--showformat=${Version}", "dpkg"], capture_output=True,
+                             text=True, check=True).stdout
+
+    def apt_ran(packages):
+        _, results = run_tasks(tmp_path, [{"ansible.builtin.include_role": {"name": "packages", "tasks_from": "install"}}],
+                               {"tracekit_packages_install": packages, "ansible_python_interpreter": "/usr/bin/python3"},
+                               check=True)
+        return [not r["skipped"] for r in results if r["task"] == "Install | install the missing packages"]
+
+    assert apt_ran(["dpkg", "dpkg=" + version]) == [False]
+    assert apt_ran(["dpkg=0.0-not-this"]) == [True]
+
+
+@pytest.mark.parametrize("kernel, distribution_kernel", [
+    ("6.8.0-151-generic", True), ("6.1.0-56-amd64", True),
+    ("6.12.38+deb13-amd64", True),  # Debian 13 names its kernels so
+    ("6.18.44-fc-v595", False),
+])
+def test_headers_role_knows_distribution_kernels_as_doctor_does(kernel, distribution_kernel):
+    import re
+
+    from tracekit import doctor
+
+    pattern = yaml.safe_load((provision_dir() / "roles/headers/vars/main.yml").read_text())[
+        "_tracekit_headers_distribution_kernel"]
+    assert pattern == doctor.DISTRIBUTION_KERNEL
+    value = _role_vars("headers", "Debian", "13", "trixie", tracekit_headers_kernel=kernel)
+    # As tasks/resolve.yml asks.
+    assert value("{{ tracekit_headers_kernel is match(_tracekit_headers_distribution_kernel) }}") \
+        is distribution_kernel

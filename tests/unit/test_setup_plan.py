@@ -80,7 +80,7 @@ def test_packages_of_all_package_components_go_in_one_step_after_the_sources():
                                     "{{ ['gcc', 'libc6-dev'] + _tracekit_deferred_packages | default([]) }}"}
     assert steps[1]["block"][0]["vars"] == {"tracekit_ddebs_install_client": False}
     assert steps[2]["tags"] == ["headers", "perf", "bpftrace"]
-    assert play["tasks"][0]["name"].startswith("Preflight | tracekit sets up Ubuntu and Debian")
+    assert play["tasks"][0]["name"] == "Set up platform"
 
 
 def test_summary_of_a_recorded_run_has_the_documented_shape(data_dir):

@@ -234,7 +234,7 @@ def test_block(facts, changes, method_id, status, reason, component):
     if status != doctor.UNKNOWN:  # some unknowns have nothing to suggest
         assert result.remedy
     if status == doctor.MISSING:
-        assert result.remedy == "tracekit setup " + component
+        assert result.remedy.split(" --var ")[0] == "tracekit setup " + component
 
 
 def test_blocks_do_not_spill_over(facts):
@@ -354,6 +354,9 @@ def test_systemtap_bpf_missing_when_systemtap_is_not_installed(facts):
     ("ubuntu", "5.15.0-1049-aws", True),
     ("debian", "6.1.0-56-amd64", True),
     ("debian", "6.1.0-28-cloud-amd64", True),
+    # Debian 13 names its kernels differently.
+    ("debian", "6.12.38+deb13-amd64", True),
+    ("debian", "6.12.38+deb13-cloud-amd64", True),
     ("debian", "6.18.44-fc-v595", False),
     ("ubuntu", "6.8.12", False),
     ("fedora", "6.8.0-151-generic", False),
@@ -436,7 +439,10 @@ def test_real_config_host_without_tools(bare_distro_host):
                       "uprobe", "uretprobe"):
         assert status[method_id] == doctor.READY, method_id
     # not probed on a fake root: a missing tool alone cannot decide these
-    assert status["bcc"] == status["perf.sampling"] == status["libbpf-tools"] == doctor.UNKNOWN
+    assert status["bcc"] == status["perf.sampling"] == doctor.UNKNOWN
+    # ... except where the release does not package the tool at all.
+    jammy = facts["host"]["distro"]["codename"] == "jammy"
+    assert status["libbpf-tools"] == (doctor.UNAVAILABLE if jammy else doctor.UNKNOWN)
 
     facts["kernel_probes"] = dict(PROBES_OK)
     verdicts = {v.id: v for v in doctor.evaluate(facts).verdicts}
@@ -450,6 +456,9 @@ def test_real_config_host_without_tools(bare_distro_host):
         ("sysdig.kmod", "sysdig", "tracekit setup sysdig headers"),
     ]:
         result = verdicts[method_id]
+        if jammy and method_id == "libbpf-tools":
+            assert (result.status, result.reason) == (doctor.UNAVAILABLE, "libbpf-tools is not packaged by Ubuntu 22.04")
+            continue
         assert (result.status, result.component, result.remedy) == (doctor.MISSING, component, remedy), method_id
     assert verdicts["bcc"].causes == ["bcc (bpfcc-tools, python3-bpfcc) is not installed",
                                       "no kernel headers for %s" % bare_distro_host.release]
@@ -550,3 +559,70 @@ def test_systemtap_5_0_on_an_older_kernel_is_ready(noble_with_its_systemtap):
 def test_a_newer_systemtap_on_noble_is_ready(facts):
     assert facts["tools"]["stap"]["version"] == "5.1"  # the baseline's: an upstream build
     assert verdict(facts, "systemtap.module").status == doctor.READY
+
+# -- what a release does not package, and releases setup refuses ----------------------------
+JAMMY = {"id": "ubuntu", "version_id": "22.04", "codename": "jammy", "name": "Ubuntu 22.04.5 LTS", "like": ["debian"]}
+TRIXIE = {"id": "debian", "version_id": "13", "codename": "trixie", "name": "Debian GNU/Linux 13 (trixie)", "like": []}
+BIONIC = {"id": "ubuntu", "version_id": "18.04", "codename": "bionic", "name": "Ubuntu 18.04.6 LTS", "like": ["debian"]}
+SUPPORTED = "Ubuntu 22.04, 24.04, 26.04; Debian 12, 13"
+
+
+def test_libbpf_tools_where_the_release_does_not_package_them_is_unavailable(facts):
+    change(facts, {"host.distro": JAMMY, "tools.libbpf-tools.found": False})
+    result = verdict(facts, "libbpf-tools")
+    assert (result.status, result.reason) == (doctor.UNAVAILABLE, "libbpf-tools is not packaged by Ubuntu 22.04")
+    assert "tracekit setup" not in result.remedy
+
+
+def test_libbpf_tools_setup_found_in_no_apt_source_is_unavailable(facts):
+    change(facts, {"tools.libbpf-tools.found": False,
+                   "setup": {"components": {"bcc": {"component": "bcc", "libbpf_tools_packaged": False}}}})
+    result = verdict(facts, "libbpf-tools")
+    assert result.status == doctor.UNAVAILABLE and "apt sources" in result.reason
+
+
+@pytest.mark.parametrize("method_id", ["sysdig.kmod", "sysdig.modern-ebpf"])
+def test_sysdig_on_a_release_without_it_is_unavailable_with_the_vendor_repository_as_remedy(facts, method_id):
+    change(facts, {"host.distro": TRIXIE, "kernel.release": "6.12.38+deb13-amd64", "tools.sysdig.found": False})
+    result = verdict(facts, method_id)
+    assert result.status == doctor.UNAVAILABLE
+    assert result.reason == "sysdig is not packaged by Debian 13; Sysdig's own repository has it"
+    assert result.remedy == "tracekit setup sysdig --var tracekit_sysdig_repository=vendor"
+
+
+def test_sysdig_the_role_recorded_as_unavailable(facts):
+    recorded = "sysdig is not packaged by Debian 13 (tracekit_sysdig_repository=vendor installs Sysdig's)"
+    change(facts, {"tools.sysdig.found": False, "setup": {"components": {"sysdig": {"unavailable": recorded}}}})
+    result = verdict(facts, "sysdig.kmod")
+    assert (result.status, result.reason) == (doctor.UNAVAILABLE, recorded)
+
+
+def test_sysdig_without_modern_ebpf_names_the_whole_setup_command(facts):
+    change(facts, {"tools.sysdig.drivers.modern_ebpf": False})
+    assert verdict(facts, "sysdig.modern-ebpf").remedy == \
+        "tracekit setup sysdig --var tracekit_sysdig_repository=vendor"
+    # With another component to set up, the --var still comes last, once.
+    change(facts, {"btf.vmlinux": True, "tools.sysdig.found": True})
+    assert verdict(facts, "sysdig.modern-ebpf").component == "sysdig"
+
+
+def test_on_a_release_setup_refuses_nothing_is_missing(facts):
+    """`missing` promises that `tracekit setup X` fixes it: on Ubuntu 18.04
+    setup refuses the host, so what it would install is unavailable."""
+    change(facts, {"host.distro": BIONIC, "tools.bpftrace.found": False, "tracefs.mounted": False})
+    result = verdict(facts, "bpftrace.kprobe")
+    assert result.status == doctor.UNAVAILABLE
+    assert result.reason == ("bpftrace is not installed; Ubuntu 18.04.6 LTS is not supported by tracekit setup "
+                             "(supported: %s)" % SUPPORTED)
+    assert "tracekit setup" not in result.remedy
+    # Mounting tracefs needs no release check: that remedy still works.
+    mount = verdict(facts, "tracepoint")
+    assert (mount.status, mount.remedy) == (doctor.MISSING, "tracekit setup debugfs")
+    assert doctor.evaluate(facts).summary["missing"] > 0
+
+
+@pytest.mark.parametrize("distro", [JAMMY, TRIXIE])
+def test_supported_releases_keep_their_missing_verdicts(facts, distro):
+    change(facts, {"host.distro": distro, "tools.bpftrace.found": False})
+    result = verdict(facts, "bpftrace.kprobe")
+    assert (result.status, result.remedy) == (doctor.MISSING, "tracekit setup bpftrace")

@@ -23,6 +23,7 @@ import time
 import uuid
 
 from . import elf, outputs, perfdata
+from .facts import find_libbpf_tool
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 GROUP = "tracekit"
@@ -1055,7 +1056,8 @@ def check_libbpf_tools(ctx):
     info = (ctx.facts.get("tools") or {}).get("libbpf-tools") or {}
     if not info.get("found"):
         raise not_installed("libbpf-tools", "libbpf-tools are")
-    tool = executable(os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools", "libbpf-tools' execsnoop")
+    tool = executable(find_libbpf_tool(info["tools_dir"], "execsnoop")
+                      or os.path.join(info["tools_dir"], "execsnoop"), "libbpf-tools", "libbpf-tools' execsnoop")
     lines = _watch_execs(ctx, [tool], r"PCOMM|COMM")
     return "libbpf-tools execsnoop saw our exec", lines
 

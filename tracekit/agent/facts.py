@@ -50,6 +50,12 @@ TOOL_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbi
 
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e39e5e9b8c4c"
 
+# Where Debian and Ubuntu install libbpf-tools, and upstream's own layout.
+LIBBPF_TOOLS_DIRS = ("usr/sbin", "usr/share/libbpf-tools")
+# Their names: bare (Debian 12, Ubuntu 24.04) or, from Debian 13 and Ubuntu
+# 26.04, with "-libbpf" (beside bcc's "-bpfcc" tools of the same name).
+LIBBPF_TOOLS_SUFFIXES = ("", "-libbpf")
+
 # Each setup role records what it did in its own tracekit_<component>.fact.
 LOCAL_FACTS_DIR = "etc/ansible/facts.d"
 
@@ -447,17 +453,14 @@ class _Host:
                 "tools_dir": ("/" + os.path.dirname(tools[0])) if tools else None, "version": version}
 
     def libbpf_tools(self):
-        # Debian and Ubuntu install them unprefixed in /usr/sbin; bcc's Python
-        # tools of the same name carry "-bpfcc", so an ELF binary here is libbpf's.
-        for rel in ("usr/sbin/execsnoop", "usr/sbin/opensnoop", "usr/share/libbpf-tools/execsnoop"):
-            try:
-                with open(self.path(rel), "rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        return {"found": True, "path": "/" + rel, "tools_dir": "/" + os.path.dirname(rel),
-                                "version": self.dpkg_version("libbpf-tools")}
-            except OSError:
-                continue
-        return {"found": False, "path": None, "tools_dir": None, "version": None}
+        for directory in LIBBPF_TOOLS_DIRS:
+            for tool in ("execsnoop", "opensnoop"):
+                path = find_libbpf_tool(self.path(directory), tool)
+                if path:
+                    execsnoop = find_libbpf_tool(self.path(directory), "execsnoop")
+                    return {"found": True, "path": self.display(path), "tools_dir": "/" + directory,
+                            "execsnoop": self.display(execsnoop), "version": self.dpkg_version("libbpf-tools")}
+        return {"found": False, "path": None, "tools_dir": None, "execsnoop": None, "version": None}
 
     def dpkg_version(self, package):
         text = self.read("var/lib/dpkg/status") or ""
@@ -613,6 +616,21 @@ def _bpf_prog_load(ctypes, libc, nr):
 
 
 # -- small parsers -----------------------------------------------------------
+def find_libbpf_tool(directory, tool):
+    """The libbpf-tools binary ``tool`` (e.g. execsnoop) in ``directory``,
+    under either of its names, or None.  Only an ELF binary counts: bcc's
+    Python tools and perf-tools' shell scripts may carry the bare name."""
+    for suffix in LIBBPF_TOOLS_SUFFIXES:
+        path = os.path.join(directory, tool + suffix)
+        try:
+            with open(path, "rb") as f:
+                if f.read(4) == b"\x7fELF" and os.access(path, os.X_OK):
+                    return path
+        except OSError:
+            continue
+    return None
+
+
 def _run_all(queries, timeout=5):
     """Run {name: argv} concurrently; {name: combined output or None}."""
     procs = {}
