@@ -6,8 +6,9 @@
 # One pair per supported Python (the one each supported release ships):
 #   locks/runtime-py3.X.txt   tracekit's dependencies (install.sh)
 #   locks/test-py3.X.txt      the same plus the `test` extra (scripts/test.sh)
-# Both also pin the build backend ([build-system] requires), since the
-# checkout itself is installed with --no-build-isolation and --no-deps.
+# Both also pin the build backend ([build-system] requires; the test lock also
+# editables, for the editable install), since the checkout itself is installed
+# with --no-build-isolation and --no-deps.
 #
 # Pins already in a lock are kept while pyproject.toml allows them (uv reads
 # the existing file as its preferences); --upgrade resolves the newest allowed
@@ -47,17 +48,22 @@ table = re.search(r"^\[build-system\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S).grou
 print("\n".join(re.findall(r'"([^"]+)"', re.search(r"^requires\s*=\s*\[(.*?)\]", table, re.M | re.S).group(1))))
 EOF
 
+{ cat "$scratch/build.in"; echo editables; } >"$scratch/build-editable.in"
+
 mkdir -p "$root/locks"
 cd "$root"
 for version in $versions; do
     for kind in runtime test; do
-        extra=""
-        [ "$kind" = test ] && extra="--extra test"
+        extra="" build=$scratch/build.in
+        if [ "$kind" = test ]; then
+            # test.sh installs the checkout editable: hatchling then needs editables.
+            extra="--extra test" build=$scratch/build-editable.in
+        fi
         echo "lock.sh: locks/$kind-py$version.txt" >&2
         # shellcheck disable=SC2086 # $extra and $upgrade are zero or more words
         "$uv" pip compile --quiet $upgrade $extra --python "$(command -v python3)" --python-version "$version" \
             --python-platform x86_64-unknown-linux-gnu --generate-hashes --only-binary :all: \
             --custom-compile-command "scripts/lock.sh" \
-            --output-file "locks/$kind-py$version.txt" pyproject.toml - <"$scratch/build.in"
+            --output-file "locks/$kind-py$version.txt" pyproject.toml - <"$build"
     done
 done
