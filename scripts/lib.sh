@@ -2,6 +2,10 @@
 # Shell functions shared by install.sh and scripts/test.sh (POSIX sh, sourced).
 # The sourcing script sets $me (its name, the prefix of every message).
 me=${me:-tracekit}
+# Where the distribution says what it is and where apt's sources are (the
+# tests of these scripts point them into a temporary directory).
+os_release=${TRACEKIT_OS_RELEASE:-/etc/os-release}
+apt_etc=${TRACEKIT_APT_ETC:-/etc/apt}
 
 say() { echo "$me: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -43,13 +47,15 @@ heartbeat_start() {  # PHASE LOG
     _hb_phase=$1 _hb_log=$2 _hb_t0=$(date +%s)
     (
         set +e
-        # Killed while sleeping: take the sleep along, so nothing outlives us.
-        _hb_sleep=""
-        trap 'kill $_hb_sleep 2>/dev/null; exit 0' TERM
+        # Stopped with USR1, which the scripts never trap: a subshell inherits
+        # the parent's trap handlers for a moment after the fork, and a TERM
+        # (trapped by the scripts) arriving then is lost. Stopped while
+        # sleeping, it takes the sleep ($!) along.
+        trap 'kill $! 2>/dev/null; exit 0' USR1
         while :; do
             sleep "${TRACEKIT_HEARTBEAT_INTERVAL:-10}" &
-            _hb_sleep=$!
-            wait "$_hb_sleep"
+            wait $!
+            kill -0 $$ 2>/dev/null || exit 0  # the script is gone (SIGKILL): so are we
             _hb_last=$(tail -n 1 "$_hb_log" 2>/dev/null | tr -d '\r' | cut -c1-120)
             say "$_hb_phase: still running after $(($(date +%s) - _hb_t0)) s${_hb_last:+ (last: $_hb_last)}"
         done
@@ -59,20 +65,20 @@ heartbeat_start() {  # PHASE LOG
 
 heartbeat_stop() {
     [ -n "$heartbeat_pid" ] || return 0
-    kill "$heartbeat_pid" 2>/dev/null || true
+    kill -USR1 "$heartbeat_pid" 2>/dev/null || true
     wait "$heartbeat_pid" 2>/dev/null || true
     heartbeat_pid=""
 }
 
 # run_step PHASE LOG CMD...: say PHASE, run CMD with its output appended to
-# LOG under a heartbeat; CMD's exit status.
+# LOG (emptied first) under a heartbeat; CMD's exit status.
 run_step() {
     _step_phase=$1 _step_log=$2
     shift 2
     say "$_step_phase"
     heartbeat_start "$_step_phase" "$_step_log"
     _step_rc=0
-    "$@" >>"$_step_log" 2>&1 </dev/null || _step_rc=$?
+    "$@" >"$_step_log" 2>&1 </dev/null || _step_rc=$?
     heartbeat_stop
     return "$_step_rc"
 }
@@ -83,6 +89,11 @@ show_log_tail() {
 }
 
 # ----------------------------------------------------------------------- apt
+
+os_field() {  # NAME: that field of os-release (ID, VERSION_ID, VERSION_CODENAME), empty if unset
+    # shellcheck disable=SC1090 # a file of shell assignments, by definition
+    (. "$os_release" 2>/dev/null && eval "printf '%s' \"\${$1:-}\"")
+}
 
 apt_has_candidate() {  # PKG: apt can install it from the configured sources
     LC_ALL=C apt-cache policy "$1" 2>/dev/null | grep -q '^ *Candidate: [^(]'
@@ -176,11 +187,10 @@ enable_universe() {
 # Returns 1 when PKG is still not installable.
 ensure_universe_for() {
     apt_has_candidate "$1" && return 0
-    _id=$(. /etc/os-release 2>/dev/null && echo "${ID:-}")
-    [ "$_id" = ubuntu ] || return 1
-    _cn=$(. /etc/os-release && echo "${VERSION_CODENAME:-${UBUNTU_CODENAME:-}}")
+    [ "$(os_field ID)" = ubuntu ] || return 1
+    _cn=$(os_field VERSION_CODENAME)
     [ -n "$_cn" ] || return 1
     say "$1 is not in the configured apt sources; Ubuntu has it in universe"
-    enable_universe /etc/apt "$_cn" "$2" || return 1
+    enable_universe "$apt_etc" "$_cn" "$2" || return 1
     apt_has_candidate "$1"
 }

@@ -49,7 +49,7 @@ skipped_without() {
 #   a fleet host through it (no VM provider needed); Ubuntu 24.04 has no vagrant
 #   package. The kernel lab (lab/kernel.py) boots Ubuntu's kernel with qemu (TCG).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    distro=$(. /etc/os-release 2>/dev/null && echo "${ID:-unknown} ${VERSION_ID:-}")
+    distro="$(os_field ID) $(os_field VERSION_ID)"
     wanted="gcc python3-venv python$version-venv util-linux mount debootstrap debian-archive-keyring gpg gpg-agent
             openssh-client vagrant qemu-system-x86 qemu-utils"
     optional=""  # installed along with the others when packaged, no message when not
