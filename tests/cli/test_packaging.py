@@ -2,6 +2,7 @@
 the Ansible roles (provision/) inside the package. Installed as install.sh
 does: the dependencies from the lock for that Python, then the wheel alone."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,7 +29,11 @@ def run(argv, **kwargs):
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pkg")
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    wheel = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(tmp / "dist"), str(REPO)])
+    # The build backend of the test venv (scripts/test.sh installs it from the
+    # lock) when it has one; else pip fetches it into an isolated build env.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
+    wheel = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp / "dist"), str(REPO)]
+                + isolation)
     assert wheel.returncode == 0, wheel.stdout
     (whl,) = (tmp / "dist").glob("tracekit-*.whl")
     venv = tmp / "venv"
