@@ -82,11 +82,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         for pkg in $unavailable; do
             say "$pkg cannot be installed on $distro (no apt source offers it): $(skipped_without "$pkg")"
         done
-        # shellcheck disable=SC2086 # a list of package names
-        if [ -n "$installable" ] && ! run_step "installing:$installable (apt-get install --no-install-recommends)" \
-                "$log" apt_install --no-install-recommends $installable; then
-            show_log_tail "$log"
-            die "apt-get install failed (above)"
+        if [ -n "$installable" ]; then
+            say "to install:$installable"
+            # shellcheck disable=SC2086 # a list of package names
+            if ! run_step "installing $(echo $installable | wc -w) packages (apt-get install --no-install-recommends)" \
+                    "$log" apt_install --no-install-recommends $installable; then
+                show_log_tail "$log"
+                die "apt-get install failed (above)"
+            fi
         fi
     fi
 fi
