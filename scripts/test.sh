@@ -38,7 +38,7 @@ skipped_without() {
 }
 
 # The packages the tiers need, by distribution:
-#   gcc builds the uprobe target; perf is exercised by the host tier (Debian:
+#   gcc builds the uprobe target (libc6-dev: its headers, only recommended by gcc); perf is exercised by the host tier (Debian:
 #   linux-perf; Ubuntu: linux-tools-*, and linux-perf where packaged, 26.04);
 #   python3-venv makes this venv and the packaging test's; setpriv (util-linux)
 #   runs the non-root tests; mount is not in a minimal userland.
@@ -50,7 +50,7 @@ skipped_without() {
 #   package. The kernel lab (lab/kernel.py) boots Ubuntu's kernel with qemu (TCG).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     distro="$(os_field ID) $(os_field VERSION_ID)"
-    wanted="gcc python3-venv python$version-venv util-linux mount debootstrap debian-archive-keyring gpg gpg-agent
+    wanted="gcc libc6-dev python3-venv python$version-venv util-linux mount debootstrap debian-archive-keyring gpg gpg-agent
             openssh-client vagrant qemu-system-x86 qemu-utils"
     optional=""  # installed along with the others when packaged, no message when not
     case $distro in

@@ -422,7 +422,7 @@ def test_enable_universe_does_nothing_when_it_is_there(tmp_path):
 
 
 # -- scripts/test.sh's packages ------------------------------------------------------------------------------
-COMMON = ("gcc python3-venv python3.12-venv util-linux mount debootstrap debian-archive-keyring gpg gpg-agent "
+COMMON = ("gcc libc6-dev python3-venv python3.12-venv util-linux mount debootstrap debian-archive-keyring gpg gpg-agent "
           "openssh-client qemu-system-x86 qemu-utils")
 
 
