@@ -119,7 +119,7 @@ def _skip_unless_tracefs_is_mounted(facts, method):
     # cause and the refusal is another one.
     tracefs = facts["tracefs"]
     if method == "perf.probe.user" and not (tracefs.get("readable") and tracefs.get("mounted")):
-        pytest.skip("%s is judged on tracefs too, and tracefs here is %s" % (
+        pytest.skip("%s is judged on tracefs too, and tracefs here: %s" % (
             method, tracefs.get("error") or "not mounted (readable only in a private mount namespace)"))
 
 
