@@ -5,41 +5,98 @@
 #   sudo ./install.sh ARGS...    install, then `tracekit ARGS...` (e.g. doctor, setup --check)
 #
 # tracekit gets its own virtual environment under $TRACEKIT_PREFIX (default
-# /opt/tracekit) and a link in /usr/local/bin: Ubuntu 24.04 and Debian 12
-# refuse `pip install` into the system Python (PEP 668), and elsewhere the
-# venv keeps tracekit's dependencies apart from the distribution's.
+# /opt/tracekit) and a link in $TRACEKIT_BINDIR (default /usr/local/bin):
+# Ubuntu 24.04 and Debian 12 refuse `pip install` into the system Python
+# (PEP 668), and elsewhere the venv keeps tracekit's dependencies apart from
+# the distribution's. The dependencies come from the lock for this Python
+# (locks/runtime-py3.X.txt, hashes checked; scripts/lock.sh refreshes it).
 set -eu
 
-prefix=${TRACEKIT_PREFIX:-/opt/tracekit}
+me=install.sh
 src=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$src/scripts/lib.sh"
+trap heartbeat_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+prefix=${TRACEKIT_PREFIX:-/opt/tracekit}
+bindir=${TRACEKIT_BINDIR:-/usr/local/bin}
 python=${PYTHON:-/usr/bin/python3}
 [ -x "$python" ] || python=$(command -v python3 || true)
 
-die() { echo "install.sh: error: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (sudo ./install.sh): it installs packages and traces the kernel"
 [ -n "$python" ] || die "no python3 found; install it first (apt-get install python3)"
+version=$(python_version "$python") || die "$python does not run"
+lock=$(lock_file "$src" runtime "$version")
+log=$(mktemp)
+trap 'heartbeat_stop; rm -f "$log"' EXIT
 
-# Debian and Ubuntu ship venv's pip bootstrap separately (python3-venv).
+# Debian and Ubuntu ship venv's pip bootstrap separately (python3-venv); a
+# minimal Ubuntu has only the main component and Ubuntu keeps it in universe.
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     command -v apt-get >/dev/null || die "$python lacks the venv module and this is no apt system"
-    version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    echo "installing python3-venv for Python $version" >&2
-    install_venv() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv "python$version-venv" >/dev/null 2>&1; }
-    if ! install_venv && ! { apt-get update -q >/dev/null 2>&1 && install_venv; }; then
-        hint=""
-        grep -qs '^ID=ubuntu' /etc/os-release && hint=" (on Ubuntu it is in the universe component: add-apt-repository universe)"
-        die "could not install python3-venv$hint"
+    venv_pkgs="python3-venv python$version-venv"
+    # shellcheck disable=SC2086 # two package names
+    if ! run_step "installing python3-venv for Python $version (apt-get install)" "$log" apt_install $venv_pkgs; then
+        if ! run_step "updating apt's package lists (apt-get update)" "$log" apt-get update -q; then
+            show_log_tail "$log"
+            die "apt-get update failed (above); fix the apt sources and run sudo ./install.sh again"
+        fi
+        for pkg in $venv_pkgs; do
+            ensure_universe_for "$pkg" "$log" ||
+                die "no apt source offers $pkg; add the one that has it (on Ubuntu: universe) and run sudo ./install.sh again"
+        done
+        # shellcheck disable=SC2086
+        if ! run_step "installing python3-venv for Python $version (apt-get install)" "$log" apt_install $venv_pkgs; then
+            show_log_tail "$log"
+            die "could not install $venv_pkgs (apt's messages above)"
+        fi
     fi
 fi
 
-[ -x "$prefix/venv/bin/python" ] || "$python" -m venv "$prefix/venv"
-"$prefix/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$src"
-ln -sf "$prefix/venv/bin/tracekit" /usr/local/bin/tracekit
+venv=$prefix/venv
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv" || die "could not create the virtual environment $venv"
+# Wheels only, every file checked against the lock's hashes; then the checkout
+# itself without dependencies and without fetching a build backend (the lock
+# has it), so nothing unpinned is installed.
+if ! run_step "installing tracekit's dependencies from locks/${lock##*/} (pip: downloading and installing)" "$log" \
+        "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        --require-hashes --only-binary :all: -r "$lock"; then
+    show_log_tail "$log"
+    die "pip could not install the locked dependencies (above); fix the cause and run sudo ./install.sh again"
+fi
+if ! run_step "installing tracekit from $src (pip)" "$log" \
+        "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        --no-deps --no-build-isolation --no-index --force-reinstall "$src"; then
+    show_log_tail "$log"
+    die "pip could not install tracekit from $src (above)"
+fi
+mkdir -p "$bindir"
+ln -sf "$venv/bin/tracekit" "$bindir/tracekit"
+say "installed $("$venv/bin/tracekit" --version) as $bindir/tracekit"
 
-[ $# -eq 0 ] || exec "$prefix/venv/bin/tracekit" "$@"
+if [ $# -gt 0 ]; then
+    rm -f "$log"
+    exec "$venv/bin/tracekit" "$@"
+fi
 
-"$prefix/venv/bin/tracekit" setup
+setup_rc=0
+"$venv/bin/tracekit" setup || setup_rc=$?
 echo
 # doctor exits 1 while something setup could fix is missing: that is its
 # report, not a failed install.
-"$prefix/venv/bin/tracekit" doctor || echo "install.sh: installed; doctor (above) lists what this host still lacks" >&2
+doctor_rc=0
+"$venv/bin/tracekit" doctor || doctor_rc=$?
+if [ "$setup_rc" != 0 ]; then
+    say "tracekit is installed, but \`tracekit setup\` (or the verify it ends with) failed with exit $setup_rc;" \
+        "its messages are above, doctor's report after them. Fix the cause, then run \`sudo tracekit setup\` again."
+    exit "$setup_rc"
+fi
+case $doctor_rc in
+    0) say "done: tracekit is installed and this machine is set up; doctor (above) says what it can trace. Try \`sudo tracekit verify\`." ;;
+    1) say "done: tracekit is installed and set up; doctor (above) lists what this host still lacks and the command that fixes each." ;;
+    *) say "tracekit is installed and set up, but \`tracekit doctor\` failed with exit $doctor_rc (above)."
+       exit "$doctor_rc" ;;
+esac

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 def vagrant(tmp_path, *args, **extra_env):
     found = shutil.which("vagrant")
     if not found:
-        pytest.skip("vagrant is not installed (scripts/test.sh installs it when run as root)")
+        pytest.skip("vagrant is not installed (not packaged on every release, e.g. Ubuntu 24.04; "
+                    "scripts/test.sh installs it where it is)")
     # Vagrant's home and data directory in tmp_path: nothing written to the checkout or ~/.vagrant.d.
     env = dict(os.environ, VAGRANT_HOME=str(tmp_path / "home"), VAGRANT_DOTFILE_PATH=str(tmp_path / "dot"),
                VAGRANT_CWD=str(REPO), VAGRANT_CHECKPOINT_DISABLE="1", **extra_env)
