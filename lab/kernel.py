@@ -114,6 +114,43 @@ KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.firstboo
                   "systemd.show_status=false")
 
 
+# The seed disk's device node comes from devtmpfs as soon as the kernel has probed
+# the disk, while the systemd device unit waits for udev, whose coldplug under TCG
+# outlasted systemd's 90 s device timeout on Ubuntu 26.04: wait for the node.
+SEED_SH = r"""#!/bin/sh
+# tracekit kernel lab: install this VM's SSH host key and root's authorized key
+# from the seed disk lab/kernel.py up attaches as the second virtio disk.
+set -eu
+tries=0
+until [ -b /dev/vdb ]; do
+    tries=$((tries + 1))
+    [ "$tries" -le 600 ] || { echo "tracekit-lab-seed: no /dev/vdb after 300 s" >&2; exit 1; }
+    sleep 0.5
+done
+mkdir -p /run/tracekit-seed
+mount -o ro /dev/vdb /run/tracekit-seed
+install -m 600 /run/tracekit-seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
+install -m 644 /run/tracekit-seed/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
+install -d -m 700 /root/.ssh
+install -m 600 /run/tracekit-seed/authorized_keys /root/.ssh/authorized_keys
+umount /run/tracekit-seed
+"""
+SEED_UNIT = """[Unit]
+Description=tracekit kernel lab: SSH keys from the seed disk
+DefaultDependencies=no
+After=local-fs.target
+Before=ssh.socket ssh.service sockets.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/tracekit-lab-seed
+
+[Install]
+WantedBy=sockets.target
+"""
+
+
 def guest_files(release: Release) -> dict[str, tuple[str, int]]:
     hostname = release.hostname
     return {
@@ -132,33 +169,8 @@ def guest_files(release: Release) -> dict[str, tuple[str, int]]:
             "# tracekit kernel lab: key logins only; the host key comes from the seed disk\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n", 0o644),
-        "usr/local/sbin/tracekit-lab-seed": (r"""#!/bin/sh
-    # tracekit kernel lab: install this VM's SSH host key and root's authorized key
-    # from the seed disk lab/kernel.py up attaches as the second virtio disk.
-    set -eu
-    mkdir -p /run/tracekit-seed
-    mount -o ro /dev/vdb /run/tracekit-seed
-    install -m 600 /run/tracekit-seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
-    install -m 644 /run/tracekit-seed/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
-    install -d -m 700 /root/.ssh
-    install -m 600 /run/tracekit-seed/authorized_keys /root/.ssh/authorized_keys
-    umount /run/tracekit-seed
-    """, 0o755),
-        "etc/systemd/system/tracekit-lab-seed.service": ("""[Unit]
-    Description=tracekit kernel lab: SSH keys from the seed disk
-    DefaultDependencies=no
-    Requires=dev-vdb.device
-    After=dev-vdb.device local-fs.target
-    Before=ssh.socket ssh.service sockets.target
-
-    [Service]
-    Type=oneshot
-    RemainAfterExit=yes
-    ExecStart=/usr/local/sbin/tracekit-lab-seed
-
-    [Install]
-    WantedBy=sockets.target
-    """, 0o644),
+        "usr/local/sbin/tracekit-lab-seed": (SEED_SH, 0o755),
+        "etc/systemd/system/tracekit-lab-seed.service": (SEED_UNIT, 0o644),
         # Written after the kernel is installed (the build resolves names with this
         # machine's resolver; the guest has no DNS: apt's proxy resolves for it).
         "etc/resolv.conf": ("# tracekit kernel lab: no DNS in the guest; apt goes through the lab's proxy\n", 0o644),
