@@ -220,3 +220,97 @@ def test_headers_role_knows_distribution_kernels_as_doctor_does(kernel, distribu
     # As tasks/resolve.yml asks.
     assert value("{{ tracekit_headers_kernel is match(_tracekit_headers_distribution_kernel) }}") \
         is distribution_kernel
+
+
+# Ubuntu's own documentation of its debug-symbol archive (Ubuntu Server docs,
+# "Debug symbol packages": https://documentation.ubuntu.com/server/how-to/debugging/debug-symbol-packages/,
+# source canonical/ubuntu-server-documentation docs/how-to/debugging/debug-symbol-packages.md):
+#   Types: deb / URIs: http://ddebs.ubuntu.com/ / Suites: $(lsb_release -cs) $(lsb_release -cs)-updates
+#   $(lsb_release -cs)-proposed / Components: main restricted universe multiverse /
+#   Signed-by: /usr/share/keyrings/ubuntu-dbgsym-keyring.gpg
+def ubuntu_documented_source(codename):
+    return {"Types": "deb", "URIs": "http://ddebs.ubuntu.com/",
+            "Suites": f"{codename} {codename}-updates {codename}-proposed",
+            "Components": "main restricted universe multiverse",
+            "Signed-By": "/usr/share/keyrings/ubuntu-dbgsym-keyring.gpg"}
+
+
+def render_ddebs_source(distribution, version, release, **overrides):
+    """The apt source the ddebs role writes when its archive URL is known, as
+    Ansible renders it: the role's defaults and vars, the apt_source vars its
+    archive.yml passes, and apt_source's own template."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.template import Templar, trust_as_template
+
+    init_plugin_loader()  # the template lookup, as ansible-playbook loads it
+    roles = provision_dir() / "roles"
+    loader = DataLoader()
+
+    def load(path):
+        return loader.load_from_file(str(path), trusted_as_template=True) or {}
+
+    variables = {**load(roles / "ddebs/defaults/main.yml"), **load(roles / "ddebs/vars/main.yml"),
+                 **load(roles / f"ddebs/vars/{distribution}.yml"), **load(roles / "apt_source/defaults/main.yml"),
+                 "ansible_distribution": distribution, "ansible_distribution_version": version,
+                 "ansible_distribution_release": release, **overrides}
+    templar = Templar(loader=loader, variables=variables)
+    variables["_tracekit_ddebs_archive_url"] = templar.template(trust_as_template("{{ _tracekit_ddebs_known_url }}"))
+    (include,) = [t for t in load(roles / "ddebs/tasks/archive.yml")
+                  if t.get("ansible.builtin.include_role", {}).get("name") == "apt_source"]
+    passed = {k: Templar(loader=loader, variables=variables).template(v) for k, v in include["vars"].items()}
+    variables.update(passed)
+    variables.update(load(roles / "apt_source/vars/main.yml"))
+    templar = Templar(loader=loader, variables=variables)
+    keyring = templar.template(trust_as_template("{{ _tracekit_apt_source_keyring_path }}"))
+    text = templar.template(trust_as_template(
+        "{{ lookup('ansible.builtin.template', %r, template_vars={'keyring': %r, 'format': tracekit_apt_source_format}) }}"
+        % (str(roles / "apt_source/templates/source.j2"), keyring)))
+    return passed, text
+
+
+@pytest.mark.parametrize("version, release", [("22.04", "jammy"), ("24.04", "noble"), ("26.04", "resolute")])
+def test_ubuntu_gets_the_ddebs_archive_ubuntu_documents(version, release):
+    """With nothing set, an Ubuntu host gets Ubuntu's ddebs archive as Ubuntu's
+    documentation writes it: a deb822 source (also on 22.04, whose own source
+    is a one-line list) signed by ubuntu-dbgsym-keyring's keyring, its key
+    pinned. -proposed only on request: exactly the documented source then."""
+    documented = ubuntu_documented_source(release)
+    passed, text = render_ddebs_source("Ubuntu", version, release)
+    assert passed["tracekit_apt_source_format"] == "deb822"
+    assert passed["tracekit_apt_source_fingerprints"] == ["F2EDC64DC5AEE1F6B9C621F0C8CAB6595FDFF622"]
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert fields == {**documented, "Suites": f"{release} {release}-updates"}, text
+
+    _, text = render_ddebs_source("Ubuntu", version, release, tracekit_ddebs_proposed=True)
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert fields == documented, text
+
+
+def test_a_url_of_ones_own_replaces_only_the_uri():
+    passed, text = render_ddebs_source("Ubuntu", "24.04", "noble", tracekit_ddebs_url="http://mirror.invalid/ddebs/")
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert fields == {**ubuntu_documented_source("noble"), "URIs": "http://mirror.invalid/ddebs/",
+                      "Suites": "noble noble-updates"}
+
+
+@pytest.mark.parametrize("overrides, if_unusable", [
+    ({}, "skip"),                                                   # tracekit's default URL: may fall back
+    ({"tracekit_ddebs_url": "http://mirror.invalid/ddebs/"}, "fail"),  # the user's URL must work
+    ({"tracekit_ddebs_method": "archive"}, "fail"),
+    ({"tracekit_ddebs_method": "both"}, "fail"),
+])
+def test_only_tracekits_own_default_falls_back_when_unusable(overrides, if_unusable):
+    passed, _ = render_ddebs_source("Ubuntu", "24.04", "noble", **overrides)
+    assert passed["tracekit_apt_source_if_unusable"] == if_unusable
+
+
+def test_debian_derives_its_debug_archive_from_the_hosts_mirror():
+    indextargets = {"stdout_lines": ["http://mirror.invalid/debian/ bookworm deb",
+                                     "http://mirror.invalid/debian/ bookworm-updates deb",
+                                     "http://security.invalid/debian-security/ bookworm-security deb"]}
+    passed, text = render_ddebs_source("Debian", "12", "bookworm", __tracekit_ddebs_indextargets=indextargets)
+    assert passed["tracekit_apt_source_uris"] == ["http://mirror.invalid/debian-debug/"]
+    assert passed["tracekit_apt_source_format"] == "auto"  # the host's own
+    passed, _ = render_ddebs_source("Debian", "12", "bookworm", __tracekit_ddebs_indextargets={"stdout_lines": []})
+    assert passed["tracekit_apt_source_uris"] == [""]
