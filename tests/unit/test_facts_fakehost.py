@@ -390,6 +390,11 @@ def test_bpftrace_info_kept_for_the_same_binary_and_kernel(tmp_path, monkeypatch
     # A new binary (a package upgrade) runs again.
     os.utime(host.root / "usr/bin/bpftrace", ns=(1, 1))
     assert btf() is True
+    # So does any package change (a new libbpf may read BTF that the old one could not).
+    cache.write_text(json.dumps(dict(json.loads(cache.read_text()), output=entry["output"])))
+    assert btf() is False
+    host.write("var/lib/dpkg/status", "Package: libbpf1\nStatus: install ok installed\nVersion: 1:1.5.0-1\n")
+    assert btf() is True
 
 
 def test_bpftrace_info_not_kept_off_the_running_host(tmp_path, monkeypatch):

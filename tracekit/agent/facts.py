@@ -428,18 +428,25 @@ class _Host:
         return tools
 
     def bpftrace_info_key(self, path, kernel):
-        """What `bpftrace --info` depends on (the binary, the booted kernel),
-        or None where it is not cached: not the running host, or not root
-        (another user's bpftrace sees less of the kernel)."""
+        """What `bpftrace --info` depends on (the binary, the libraries it
+        links, the booted kernel), or None where it is not cached: not the
+        running host, or not root (another user's bpftrace sees less of the
+        kernel).  Any package change counts as a library change (the dpkg
+        database's time): libbpf decides whether it reads the kernel's BTF."""
         if not self.live or os.geteuid() != 0:
             return None
         try:
             st = os.stat(path)
         except OSError:
             return None
+        try:
+            packages = os.stat(self.path("var/lib/dpkg/status")).st_mtime_ns
+        except OSError:
+            packages = None
         boot_id = (self.read("proc/sys/kernel/random/boot_id") or "").strip()
         return {"path": path, "mtime_ns": st.st_mtime_ns, "size": st.st_size, "inode": st.st_ino,
-                "kernel": kernel["release"], "version": kernel["version"], "boot_id": boot_id}
+                "packages": packages, "kernel": kernel["release"], "version": kernel["version"],
+                "boot_id": boot_id}
 
     def _cmd(self, name, *args):
         path = self.which(name)
