@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from tracekit import releases
+from tracekit.agent import outputs
 from tracekit.errors import UsageError
 
 READY, MISSING, UNAVAILABLE, UNKNOWN = "ready", "missing", "unavailable", "unknown"
@@ -467,6 +468,57 @@ def need_libbpf_tools(facts):
                      "use bcc's tools (the bcc method), or add a source that has libbpf-tools")
     return _need_tool("libbpf-tools", "bcc")(facts)
 need_bpftrace = _need_tool("bpftrace", "bpftrace")
+
+
+# bpftrace 0.25 opens /proc/modules before it looks at any probe (main() ->
+# KernelInfoImpl::open -> parse_modules, bpftrace commit 4a3b4dec7, first in
+# 0.25.0) and stops when it cannot, so on a kernel without loadable modules
+# every program fails, whatever its probe types; `--info` exits before that.
+# Commit f3fd78e23 (bpftrace#5113, first in 0.26.0) reads a missing file as
+# "no modules".  Earlier releases only read it to look up one module
+# (is_module_loaded, 0.23 and 0.24) and go on without it.  Measured here with
+# Ubuntu 26.04's 0.25.0 (tests/data/captured/bpftrace.*/resolute-*).
+BPFTRACE_NEEDS_PROC_MODULES = ((0, 25), (0, 26))
+
+
+def need_bpftrace_runs_without_modules(facts):
+    bpftrace = _tool(facts, "bpftrace")
+    version = _version_tuple(bpftrace.get("version"))
+    first, fixed = BPFTRACE_NEEDS_PROC_MODULES
+    if not bpftrace.get("found") or version is None or not first <= version < fixed:
+        return None
+    if (facts.get("modules") or {}).get("proc_modules") is not False:
+        return None
+    why = "CONFIG_MODULES is not set" if _opt(facts, "MODULES") == "n" else "a kernel without loadable modules"
+    return Block(UNAVAILABLE, "bpftrace %s cannot run any program without /proc/modules (%s): \"%s\" "
+                 "(fixed in bpftrace %d.%d)" % (bpftrace["version"], why, outputs.BPFTRACE_NO_PROC_MODULES,
+                                                fixed[0], fixed[1]),
+                 "install bpftrace >= %d.%d, or use a kernel built with CONFIG_MODULES" % fixed)
+
+
+def need_bpftrace_kernel_types(facts):
+    """Tracepoint arguments (args->filename) have kernel types (the s64 and
+    umode_t of the tracepoint's format): bpftrace takes them from the
+    kernel's BTF when it can read it (its --info says "btf: yes"), else from
+    the kernel headers.  bpftrace 0.14 cannot read 6.x kernels' BTF (their
+    newer BTF kinds): on such a kernel without headers its C parser stops on
+    "unknown type name 's64'" (tests/data/captured/bpftrace.tracepoint/
+    jammy-*).  Register arguments (kprobe arg1, uprobe arg0) need no types:
+    the same bpftrace counted the uprobe check's arguments there."""
+    bpftrace = _tool(facts, "bpftrace")
+    features = (bpftrace.get("info") or {}).get("kernel_features") or {}
+    if not bpftrace.get("found") or features.get("btf") is not False:
+        return None
+    headers = need_headers(facts)
+    if headers is None:
+        return None
+    why = ("cannot read this kernel's BTF" if (facts.get("btf") or {}).get("vmlinux")
+           else "finds no kernel BTF (no /sys/kernel/btf/vmlinux)")
+    cause = "bpftrace %s %s (bpftrace --info: btf: no) and %s, so it cannot type tracepoint arguments" % (
+        bpftrace.get("version"), why, headers.cause)
+    if headers.status == MISSING:
+        return Block(MISSING, cause, headers.remedy, headers.component)
+    return Block(headers.status, cause, "%s; or install a bpftrace that reads this kernel's BTF" % headers.remedy)
 need_stap = _need_tool("stap", "systemtap", "systemtap")
 SYSDIG_VENDOR = "tracekit_sysdig_repository=vendor"
 
@@ -545,14 +597,16 @@ METHODS = (
     Method("libbpf-tools", "libbpf-tools (CO-RE: execsnoop, opensnoop)",
            (need_libbpf_tools, need_bpf, need_btf, need_tracefs, need_tracepoints), _with("libbpf-tools"),
            _memlock_note),
+    # The kernel's limits first: of two, its own is the reason doctor gives.
     Method("bpftrace.kprobe", "bpftrace kprobe",
-           (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_kprobe_events), _with("bpftrace"),
-           _memlock_note),
+           (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_kprobe_events,
+            need_bpftrace_runs_without_modules), _with("bpftrace"), _memlock_note),
     Method("bpftrace.uprobe", "bpftrace uprobe",
-           (need_bpftrace, need_bpf, need_tracefs, need_uprobe_events), _with("bpftrace"), _memlock_note),
+           (need_bpftrace, need_bpf, need_tracefs, need_uprobe_events, need_bpftrace_runs_without_modules),
+           _with("bpftrace"), _memlock_note),
     Method("bpftrace.tracepoint", "bpftrace tracepoint",
-           (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_tracepoints), _with("bpftrace"),
-           _memlock_note),
+           (need_bpftrace, need_bpf, need_bpf_kernel_reads, need_tracefs, need_tracepoints,
+            need_bpftrace_runs_without_modules, need_bpftrace_kernel_types), _with("bpftrace"), _memlock_note),
     Method("systemtap.module", "systemtap, kernel module runtime",
            (need_stap, need_stap_builds_for_kernel, need_modules, need_unsigned_modules, need_build_tree,
             need_compiler), _with("stap"),

@@ -12,6 +12,8 @@ import struct
 from pathlib import Path
 
 KCONFIG_DIR = Path(__file__).resolve().parents[1] / "data" / "kconfig"
+# Real `bpftrace --info` output of each supported release's bpftrace (README there).
+BPFTRACE_INFO_DIR = Path(__file__).resolve().parents[1] / "data" / "captured" / "bpftrace.info"
 
 # The distributions of tests/data/kconfig, with what their hosts really show.
 DISTROS = {
@@ -303,8 +305,15 @@ class FakeHost:
         for release in releases:
             self.tool("perf", "perf version %s\n" % version, directory="usr/lib/linux-tools/" + release)
 
-    def bpftrace(self, version="0.20.2"):
-        return self.tool("bpftrace", "bpftrace v%s\n" % version)
+    def bpftrace(self, version="0.20.2", info=None):
+        """bpftrace answering --version and --info.  ``info``: the name of a
+        capture in BPFTRACE_INFO_DIR ("jammy-0.14.0"); by default the one of
+        ``version`` if there is one, else --info prints nothing usable."""
+        if info is None:
+            info = next((p.stem for p in sorted(BPFTRACE_INFO_DIR.glob("*-%s.txt" % version))), "")
+        text = (BPFTRACE_INFO_DIR / (info + ".txt")).read_text() if info else "bpftrace v%s\n" % version
+        return self.write("usr/bin/bpftrace", "#!/bin/sh\nif [ \"$1\" = --info ]; then\ncat <<'EOF'\n%sEOF\n"
+                          "else\necho 'bpftrace v%s'\nfi\n" % (text, version), mode=0o755)
 
     def trace_cmd(self, version="3.1.6"):
         return self.tool("trace-cmd", "\ntrace-cmd version %s (not-a-git-repo)\n" % version)
@@ -362,4 +371,50 @@ def full_host(root, distro="ubuntu-noble"):
     for install in (host.perf, host.bpftrace, host.trace_cmd, host.stap, host.gcc, host.bcc, host.libbpf_tools):
         install()
     host.sysdig(kmod=True)
+    return host
+
+
+# This machine's kernel (shared/LAB.md, /proc/version and /proc/config.gz
+# here): BTF, tracepoints and uprobes; no kprobes, no loadable modules (no
+# /proc/modules), no headers anywhere.  The options doctor reads, as its config
+# has them.
+LAB_KERNEL = "6.18.44-fc-v1252"
+LAB_PROC_VERSION = ("Linux version 6.18.44-fc-v1252 (builder@sandboxing) (gcc (GCC) 15.3.0, GNU ld (GNU Binutils) "
+                    "2.46) #1 SMP PREEMPT_DYNAMIC @0\n")
+LAB_KCONFIG = "".join(line + "\n" for line in (
+    "CONFIG_BPF=y", "CONFIG_BPF_SYSCALL=y", "CONFIG_BPF_JIT=y", "# CONFIG_IKHEADERS is not set",
+    "CONFIG_HAVE_PERF_EVENTS=y", "CONFIG_PERF_EVENTS=y", "CONFIG_TRACEPOINTS=y", "# CONFIG_KPROBES is not set",
+    "CONFIG_UPROBES=y", "# CONFIG_MODULES is not set", "CONFIG_SECURITY_LOCKDOWN_LSM=y", "CONFIG_DEBUG_INFO=y",
+    "# CONFIG_DEBUG_INFO_NONE is not set", "CONFIG_DEBUG_INFO_BTF=y", "CONFIG_DEBUG_FS=y", "CONFIG_EVENT_TRACING=y",
+    "CONFIG_FTRACE=y", "CONFIG_FUNCTION_TRACER=y", "# CONFIG_FUNCTION_GRAPH_TRACER is not set",
+    "CONFIG_DYNAMIC_FTRACE=y", "CONFIG_FTRACE_SYSCALLS=y", "CONFIG_UPROBE_EVENTS=y", "CONFIG_BPF_EVENTS=y"))
+# The userlands run on it (their os-release as debootstrap leaves it, and the
+# bpftrace each release packages: tests/data/captured/bpftrace.info).
+LAB_USERLANDS = {
+    "jammy": ('PRETTY_NAME="Ubuntu 22.04 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\nVERSION="22.04 (Jammy Jellyfish)"\n'
+              'VERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=jammy\n', "0.14.0"),
+    "bookworm": (DISTROS["debian-bookworm"]["os_release"], "0.17.0"),
+    "resolute": ('PRETTY_NAME="Ubuntu 26.04 LTS"\nNAME="Ubuntu"\nVERSION_ID="26.04"\n'
+                 'VERSION="26.04 (Resolute Raccoon)"\nVERSION_CODENAME=resolute\nID=ubuntu\nID_LIKE=debian\n'
+                 'UBUNTU_CODENAME=resolute\n', "0.25.0"),
+}
+
+
+def lab_machine(root, userland="bookworm"):
+    """This machine's kernel under one of LAB_USERLANDS with its bpftrace,
+    gcc and tracefs mounted, as root (memlock as here: 8 MiB, not raisable)."""
+    os_release, bpftrace = LAB_USERLANDS[userland]
+    host = FakeHost(root, LAB_KERNEL)
+    host.os_release(os_release)
+    host.kernel(LAB_KERNEL, "#1 SMP PREEMPT_DYNAMIC @0", proc_version=LAB_PROC_VERSION)
+    host.kconfig(LAB_KCONFIG, where="proc")
+    host.filesystems()
+    host.process(cap_eff=NO_SYS_RESOURCE_CAPS)
+    host.mount("debugfs", "/sys/kernel/debug")
+    host.tracefs(tracers="blk function nop", kprobe_events=False, function_filter="unreadable")
+    host.securityfs("integrity")
+    host.btf()
+    host.pmus(("cpu", "software", "tracepoint", "uprobe"))
+    host.bpftrace(bpftrace)
+    host.gcc()
     return host

@@ -311,3 +311,50 @@ def test_libbpf_tools_execsnoop_under_its_suffixed_name(tmp_path):
     facts = {"libbpf-tools": {"found": True, "path": str(sbin / "execsnoop-libbpf"), "tools_dir": str(sbin)}}
     detail = failed("libbpf-tools", context(tmp_path, tools=facts))
     assert detail == "execsnoop-libbpf did not report the exec of our marker"
+
+
+# -- bpftrace running into a limit of the host ----------------------------------------------------------
+CAPTURED = os.path.join(os.path.dirname(__file__), "..", "data", "captured")
+
+
+def replaying_bpftrace(directory, capture_dir, capture):
+    # Stand-in: the hosts these outputs come from (Ubuntu 22.04's and 26.04's
+    # bpftrace on this kernel) are not this one; this prints what the real
+    # one printed there (tests/data/captured) and exits 1 as it did.
+    return script(directory / "bpftrace", """\
+        cat '%s'
+        exit 1
+        """ % os.path.join(CAPTURED, capture_dir, capture))
+
+
+@pytest.mark.parametrize("check_id, capture, seen", [
+    ("bpftrace.tracepoint", "resolute-0.25.0-no-proc-modules.txt",
+     "Failed to open kernel function info: Error reading modules from /proc/modules"),
+    ("bpftrace.uprobe", "resolute-0.25.0-no-proc-modules.txt",
+     "Failed to open kernel function info: Error reading modules from /proc/modules"),
+    ("bpftrace.tracepoint", "jammy-0.14.0-no-btf-no-headers.txt",
+     "Include headers with missing type definitions or install BTF information"),
+])
+def test_bpftrace_host_limit_is_a_skip_quoting_bpftrace(check_id, capture, seen, tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = replaying_bpftrace(bindir, check_id, capture)
+    true = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
+    result = checks.run_check(checks.CHECKS_BY_ID[check_id],
+                              context(tmp_path, tools=tool_facts("bpftrace", tool), target=true))
+    assert result.status == checks.SKIPPED, result
+    assert result.detail.startswith("bpftrace %s: " % checks.HostLimit.MARK), result.detail
+    assert seen in result.detail and "\n" not in result.detail
+    assert result.detail.endswith("`tracekit doctor` should have predicted it")
+
+
+def test_bpftrace_unknown_error_stays_a_failure(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = script(bindir / "bpftrace", """\
+        echo "ERROR: Failed to open kernel function info: Error reading events from /sys/kernel/tracing/available_events"
+        exit 1
+        """)
+    detail = failed("bpftrace.tracepoint", context(tmp_path, tools=tool_facts("bpftrace", tool)))
+    assert detail == ("bpftrace exited 1: ERROR: Failed to open kernel function info: Error reading events from "
+                      "/sys/kernel/tracing/available_events")

@@ -1,12 +1,13 @@
 """tracekit.agent.facts.collect on fake host trees (no live probes)."""
 
 import json
+import os
 import re
 
 import pytest
 
-from tests.unit.fakehost import (DISTROS, NO_SYS_RESOURCE_CAPS, ROOT_CAPS, FakeHost, elf,
-                                 full_host)
+from tests.unit.fakehost import (BPFTRACE_INFO_DIR, DISTROS, LAB_KERNEL, NO_SYS_RESOURCE_CAPS, ROOT_CAPS,
+                                 FakeHost, elf, full_host, lab_machine)
 from tracekit.agent import elf as agent_elf
 from tracekit.agent import facts
 
@@ -314,7 +315,10 @@ def test_tool_versions(host):
     host.sysdig("0.36.0")
     host.gcc()
     tools = collect(host)["tools"]
-    assert tools["bpftrace"] == {"found": True, "path": "/usr/bin/bpftrace", "version": "0.20.2"}
+    bpftrace = dict(tools["bpftrace"])
+    info = bpftrace.pop("info")
+    assert bpftrace == {"found": True, "path": "/usr/bin/bpftrace", "version": "0.20.2"}
+    assert info["kernel_features"]["btf"] is True and info["build"]["version"] == "v0.20.2"
     assert tools["trace-cmd"] == {"found": True, "path": "/usr/bin/trace-cmd", "version": "3.1.6"}
     assert tools["gcc"] == {"found": True, "path": "/usr/bin/gcc", "version": "13.3.0"}
     assert tools["sysdig"]["version"] == "0.36.0"
@@ -344,7 +348,74 @@ def test_tool_found_in_sbin_before_bin(host):
     host.bpftrace("0.21.0").rename(host.mkdir("usr/local/sbin") / "bpftrace")
     host.bpftrace("0.20.2")
     assert collect(host)["tools"]["bpftrace"] == {"found": True, "path": "/usr/local/sbin/bpftrace",
-                                                  "version": "0.21.0"}
+                                                  "version": "0.21.0", "info": None}
+
+
+@pytest.mark.parametrize("userland, version, btf", [("jammy", "0.14.0", False), ("bookworm", "0.17.0", True),
+                                                     ("resolute", "0.25.0", True)])
+def test_bpftrace_info_on_this_kernel(tmp_path, userland, version, btf):
+    """bpftrace's own view (--info) of this machine's kernel, under each
+    release's bpftrace: only 0.14 cannot read its BTF."""
+    facts = collect(lab_machine(tmp_path, userland))
+    bpftrace = facts["tools"]["bpftrace"]
+    assert bpftrace["version"] == version
+    assert bpftrace["info"]["kernel_features"]["btf"] is btf
+    assert facts["btf"]["vmlinux"] is True and facts["modules"]["proc_modules"] is False
+    assert facts["headers"] == {"build_dir": None, "kheaders": False}
+
+
+def test_bpftrace_info_kept_for_the_same_binary_and_kernel(tmp_path, monkeypatch):
+    """As root on the running host, --info runs once per bpftrace binary and
+    booted kernel; its output is kept in BPFTRACE_INFO_CACHE."""
+    host = lab_machine(tmp_path / "root", "bookworm")
+    cache = tmp_path / "run" / "tracekit" / "bpftrace-info.json"
+    monkeypatch.setattr(facts, "BPFTRACE_INFO_CACHE", str(cache))
+    # Stand-in for root on the running host (tests may run as another user,
+    # and live collection probes this machine): the fake tree, read as live
+    # (its tools are looked up below its root either way).
+    monkeypatch.setattr(facts.os, "geteuid", lambda: 0)
+    live = facts._Host(str(host), live=True)
+    kernel = live.kernel()
+
+    def btf():
+        return live.tools(kernel)["bpftrace"]["info"]["kernel_features"]["btf"]
+
+    assert btf() is True
+    entry = json.loads(cache.read_text())
+    assert entry["key"]["path"] == str(host.root / "usr/bin/bpftrace") and entry["key"]["kernel"] == LAB_KERNEL
+    # What is kept is what the next run reads (the binary is not run again):
+    entry["output"] = (BPFTRACE_INFO_DIR / "jammy-0.14.0.txt").read_text()
+    cache.write_text(json.dumps(entry))
+    assert btf() is False
+    # A new binary (a package upgrade) runs again.
+    os.utime(host.root / "usr/bin/bpftrace", ns=(1, 1))
+    assert btf() is True
+    # So does any package change (a new libbpf may read BTF that the old one could not).
+    cache.write_text(json.dumps(dict(json.loads(cache.read_text()), output=entry["output"])))
+    assert btf() is False
+    host.write("var/lib/dpkg/status", "Package: libbpf1\nStatus: install ok installed\nVersion: 1:1.5.0-1\n")
+    assert btf() is True
+
+
+def test_bpftrace_info_not_kept_off_the_running_host(tmp_path, monkeypatch):
+    cache = tmp_path / "bpftrace-info.json"
+    monkeypatch.setattr(facts, "BPFTRACE_INFO_CACHE", str(cache))
+    assert collect(lab_machine(tmp_path / "root"))["tools"]["bpftrace"]["info"]["kernel_features"]["btf"] is True
+    assert not cache.exists()
+
+
+def test_kept_output_read_back_only_for_its_key(tmp_path):
+    path = str(tmp_path / "sub" / "kept.json")
+    assert facts.cached_output(path, {"a": 1}) is None
+    facts.keep_output(path, {"a": 1}, "text")
+    assert facts.cached_output(path, {"a": 1}) == "text"
+    assert facts.cached_output(path, {"a": 2}) is None
+    (tmp_path / "sub" / "kept.json").write_text("{garbled")
+    assert facts.cached_output(path, {"a": 1}) is None
+    # A place it cannot write to only costs the next run the time.
+    (tmp_path / "file").write_text("")
+    facts.keep_output(str(tmp_path / "file" / "kept.json"), {"a": 1}, "text")
+    assert facts.cached_output(str(tmp_path / "file" / "kept.json"), {"a": 1}) is None
 
 
 def test_perf_found(host):

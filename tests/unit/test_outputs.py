@@ -262,6 +262,74 @@ def test_bpftrace_kprobe_maps():
     assert outputs.parse_bpftrace_maps(text("bpftrace.kprobe", "reference-guide-count.txt")) == {"reads": 119}
 
 
+# -- bpftrace --info (each supported release's bpftrace, captured on this kernel) ----------------------
+@pytest.mark.parametrize("capture, version, btf, probe_types", [
+    # 0.14's libbpf cannot read this 6.18 kernel's BTF; "btf (depends on Build:libbpf): no".
+    ("jammy-0.14.0", "v0.14.0", False, {"kprobe": True, "tracepoint": True, "kfunc": False}),
+    ("bookworm-0.17.0", "v0.17.0", True, {"kprobe_multi": False, "raw_tp_special": True}),
+    ("noble-0.20.2", "v0.20.2", True, {"uprobe_multi": True, "iter": False}),
+    # Two columns a line from 0.23.
+    ("trixie-0.23.2", "v0.23.2", True, {"fentry": False, "kprobe_multi": False, "uprobe_multi": True}),
+    ("resolute-0.25.0", "v0.25.0", True, {"kprobe_multi": False, "uprobe_multi": True, "kprobe_session": False}),
+])
+def test_bpftrace_info(capture, version, btf, probe_types):
+    info = outputs.parse_bpftrace_info(text("bpftrace.info", capture + ".txt"))
+    assert info["build"]["version"] == version
+    assert info["kernel_features"]["btf"] is btf
+    assert info["kernel_features"]["Instruction limit"] == "1000000"
+    assert {name: info["probe_types"][name] for name in probe_types} == probe_types
+    assert info["system"]["OS"] == "Linux 6.18.44-fc-v1252 #1 SMP PREEMPT_DYNAMIC @0"
+
+
+def test_bpftrace_info_columns_and_notes():
+    two_columns = outputs.parse_bpftrace_info(text("bpftrace.info", "trixie-0.23.2.txt"))
+    assert two_columns["kernel_helpers"]["get_ns_current_pid_tgid"] is True
+    assert two_columns["kernel_helpers"]["lookup_percpu_elem"] is True
+    assert two_columns["kernel_helpers"]["override_return"] is False
+    assert two_columns["build"]["liblldb (DWARF support)"] is False
+    old = outputs.parse_bpftrace_info(text("bpftrace.info", "jammy-0.14.0.txt"))
+    assert old["kernel_features"]["uprobe refcount"] is True  # "(depends on ...)" dropped from the key
+    assert old["build"]["libbpf"] is True and old["build"]["LLVM"] == "11.1.0"
+
+
+@pytest.mark.parametrize("not_info", ["", "bpftrace v0.20.2\n", "ERROR: something\n",
+                                      "System\n  OS: Linux 6.8.0\n"])
+def test_bpftrace_info_of_other_text(not_info):
+    assert outputs.parse_bpftrace_info(not_info) is None
+
+
+# -- bpftrace running into a limit of the host ------------------------------------------------------------
+@pytest.mark.parametrize("directory, capture, line", [
+    ("bpftrace.tracepoint", "resolute-0.25.0-no-proc-modules.txt",
+     "ERROR: Failed to open kernel function info: Error reading modules from /proc/modules "
+     "(No such file or directory)"),
+    ("bpftrace.uprobe", "resolute-0.25.0-no-proc-modules.txt",
+     "ERROR: Failed to open kernel function info: Error reading modules from /proc/modules "
+     "(No such file or directory)"),
+    ("bpftrace.tracepoint", "jammy-0.14.0-no-btf-no-headers.txt",
+     "ERROR: Include headers with missing type definitions or install BTF information to your system."),
+])
+def test_bpftrace_limits_recognised(directory, capture, line):
+    meaning, seen = outputs.parse_bpftrace_limit(text(directory, capture))
+    assert seen == line
+    assert meaning == next(m for m, pattern in outputs.BPFTRACE_LIMITS if pattern.search(line))
+
+
+@pytest.mark.parametrize("directory, capture", [
+    ("bpftrace.uprobe", "jammy-0.14.0-no-btf-no-headers.txt"),  # it worked
+    ("bpftrace.tracepoint", "parse_bpftrace_maps.txt"),
+])
+def test_bpftrace_output_without_a_limit(directory, capture):
+    assert outputs.parse_bpftrace_limit(text(directory, capture)) is None
+
+
+def test_bpftrace_other_errors_are_no_limit():
+    # A variant doctor does not know stays a failure with bpftrace's own words.
+    assert outputs.parse_bpftrace_limit("ERROR: Failed to open kernel function info: Could not read events\n") is None
+    assert outputs.parse_bpftrace_limit("/bpftrace/include/clang_workarounds.h:14:10: fatal error: "
+                                        "'linux/types.h' file not found\n") is None
+
+
 # -- systemtap (published: the SystemTap Beginners Guide's dropwatch.stp output) ------------------------
 def test_stap_dropwatch_report():
     report = outputs.parse_stap_dropwatch(text("systemtap.dropwatch", "beginners-guide-dropwatch-output.txt"))

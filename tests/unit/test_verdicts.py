@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.unit.fakehost import DISTROS, FakeHost, full_host
+from tests.unit.fakehost import DISTROS, FakeHost, full_host, lab_machine
 from tracekit import doctor
 from tracekit.agent import facts as agent_facts
 from tracekit.errors import UsageError
@@ -626,3 +626,105 @@ def test_supported_releases_keep_their_missing_verdicts(facts, distro):
     change(facts, {"host.distro": distro, "tools.bpftrace.found": False})
     result = verdict(facts, "bpftrace.kprobe")
     assert (result.status, result.remedy) == (doctor.MISSING, "tracekit setup bpftrace")
+
+
+# -- bpftrace on this machine's kernel, under each release's bpftrace ----------------------------------
+LAB_PROBES = {"perf_hardware": "ENOENT (No such file or directory)", "perf_software": "ok", "bpf_prog_load": "ok",
+              "detail": None}  # as measured on this machine (shared/LAB.md)
+
+
+def lab_facts(tmp_path, userland):
+    result = agent_facts.collect(str(lab_machine(tmp_path, userland)))
+    result["kernel_probes"] = dict(LAB_PROBES)
+    return result
+
+
+def bpftrace_verdicts(facts):
+    return {m: (verdict(facts, m).status, verdict(facts, m).reason)
+            for m in ("bpftrace.kprobe", "bpftrace.uprobe", "bpftrace.tracepoint")}
+
+
+NO_MODULES = ('bpftrace 0.25.0 cannot run any program without /proc/modules (CONFIG_MODULES is not set): '
+              '"Failed to open kernel function info: Error reading modules from /proc/modules" '
+              '(fixed in bpftrace 0.26)')
+
+
+@pytest.mark.parametrize("userland, expected", [
+    # Measured with each release's bpftrace on this kernel (tests/data/captured/bpftrace.*).
+    ("bookworm", {"bpftrace.kprobe": ("unavailable", "CONFIG_KPROBES is not set"),
+                  "bpftrace.uprobe": ("ready", "/usr/bin/bpftrace 0.17.0"),
+                  "bpftrace.tracepoint": ("ready", "/usr/bin/bpftrace 0.17.0")}),
+    ("jammy", {"bpftrace.kprobe": ("unavailable", "CONFIG_KPROBES is not set"),
+               "bpftrace.uprobe": ("ready", "/usr/bin/bpftrace 0.14.0"),
+               "bpftrace.tracepoint": ("unavailable", (
+                   "bpftrace 0.14.0 cannot read this kernel's BTF (bpftrace --info: btf: no) and no kernel headers "
+                   "exist for 6.18.44-fc-v1252 (not a distribution kernel; CONFIG_IKHEADERS is not set), so it "
+                   "cannot type tracepoint arguments"))}),
+    ("resolute", {"bpftrace.kprobe": ("unavailable", "CONFIG_KPROBES is not set"),
+                  "bpftrace.uprobe": ("unavailable", NO_MODULES),
+                  "bpftrace.tracepoint": ("unavailable", NO_MODULES)}),
+])
+def test_bpftrace_on_this_kernel(tmp_path, userland, expected):
+    facts = lab_facts(tmp_path, userland)
+    assert bpftrace_verdicts(facts) == expected
+    if userland == "resolute":
+        assert NO_MODULES in verdict(facts, "bpftrace.kprobe").causes  # behind the kernel's own limit
+        assert verdict(facts, "bpftrace.uprobe").remedy == ("install bpftrace >= 0.26, or use a kernel built "
+                                                             "with CONFIG_MODULES")
+    if userland == "jammy":
+        assert verdict(facts, "bpftrace.tracepoint").remedy == (
+            "boot a distribution kernel, or build this one with CONFIG_IKHEADERS; or install a bpftrace that "
+            "reads this kernel's BTF")
+
+
+@pytest.mark.parametrize("version, blocked", [("0.24.2", False), ("0.25.0", True), ("0.25.1", True),
+                                              ("0.26.0", False), ("0.26.1", False)])
+def test_bpftrace_versions_that_need_proc_modules(facts, version, blocked):
+    # 0.25.x only: bpftrace commits 4a3b4dec7 (0.25.0) and f3fd78e23 (0.26.0).
+    change(facts, {"tools.bpftrace.version": version, "modules.proc_modules": False,
+                   "kconfig.options.MODULES": "n"})
+    result = verdict(facts, "bpftrace.uprobe")
+    assert result.status == (doctor.UNAVAILABLE if blocked else doctor.READY), result
+    if blocked:
+        assert result.reason.startswith("bpftrace %s cannot run any program without /proc/modules" % version)
+
+
+def test_bpftrace_0_25_with_modules_is_ready(facts):
+    change(facts, {"tools.bpftrace.version": "0.25.0", "modules.proc_modules": True})
+    assert verdict(facts, "bpftrace.tracepoint").status == doctor.READY
+
+
+def test_bpftrace_0_25_without_proc_modules_named_without_a_config(facts):
+    change(facts, {"tools.bpftrace.version": "0.25.0", "modules.proc_modules": False,
+                   "kconfig.options.MODULES": None})
+    assert "without /proc/modules (a kernel without loadable modules)" in verdict(facts, "bpftrace.kprobe").reason
+
+
+def test_bpftrace_without_btf_on_a_distribution_kernel_misses_its_headers(facts):
+    # bpftrace 0.14 on a noble kernel whose headers are not installed: setup fixes it.
+    change(facts, {"tools.bpftrace.version": "0.14.0", "tools.bpftrace.info.kernel_features.btf": False,
+                   "headers": {"build_dir": None, "kheaders": False}})
+    result = verdict(facts, "bpftrace.tracepoint")
+    assert (result.status, result.remedy, result.component) == (doctor.MISSING, "tracekit setup headers", "headers")
+    assert result.reason == ("bpftrace 0.14.0 cannot read this kernel's BTF (bpftrace --info: btf: no) and no "
+                             "kernel headers for %s, so it cannot type tracepoint arguments" % NOBLE)
+    # Register arguments need no kernel types.
+    assert verdict(facts, "bpftrace.uprobe").status == doctor.READY
+    assert verdict(facts, "bpftrace.kprobe").status == doctor.READY
+
+
+def test_bpftrace_without_btf_reads_the_headers(facts):
+    change(facts, {"tools.bpftrace.info.kernel_features.btf": False})  # headers are installed on the baseline
+    assert verdict(facts, "bpftrace.tracepoint").status == doctor.READY
+
+
+def test_bpftrace_on_a_kernel_without_btf(facts):
+    change(facts, {"tools.bpftrace.info.kernel_features.btf": False, "btf.vmlinux": False,
+                   "headers": {"build_dir": None, "kheaders": False}})
+    assert "finds no kernel BTF (no /sys/kernel/btf/vmlinux)" in verdict(facts, "bpftrace.tracepoint").reason
+
+
+def test_bpftrace_whose_info_is_unknown_is_judged_as_before(facts):
+    # No --info output (it failed, or an old bpftrace): no guess either way.
+    change(facts, {"tools.bpftrace.info": None, "headers": {"build_dir": None, "kheaders": False}})
+    assert verdict(facts, "bpftrace.tracepoint").status == doctor.READY

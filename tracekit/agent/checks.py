@@ -47,6 +47,16 @@ class CheckSkipped(Exception):
     tracing (e.g. the global tracer is in use); the message says whose."""
 
 
+class HostLimit(CheckSkipped):
+    """The tool ran into a limit of this host that doctor names as a reason
+    for `unavailable` (or `missing`): verify skips it as doctor's verdict
+    would have; the message quotes the tool.  Only recognised messages
+    (tracekit.agent.outputs) count: any other failure stays a failure."""
+
+    # Every such message says so (tests tell these skips from the others by it).
+    MARK = "ran into a limit of this host"
+
+
 class Result:
     def __init__(self, check_id, status, detail, evidence=(), seconds=0.0):
         self.id, self.status, self.detail = check_id, status, detail
@@ -266,10 +276,12 @@ def timed_out(argv, timeout, seconds):
     return CheckFailed("%s timed out after %gs" % (who, round(seconds, 1)))
 
 
-def run(argv, timeout=30, check=True, cwd=None):
+def run(argv, timeout=30, check=True, cwd=None, host_limit=None):
     """Run a command; CheckFailed with its last output lines if it fails.  A
     command killed by a signal (a crash) fails even with ``check=False``.
-    ``timeout``: seconds, or the running check's Deadline."""
+    ``timeout``: seconds, or the running check's Deadline.  ``host_limit``:
+    a function of a failed command's output that returns a HostLimit where
+    the output shows one (raised instead of the failure), else None."""
     seconds = seconds_left(timeout)
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=seconds,
@@ -280,7 +292,8 @@ def run(argv, timeout=30, check=True, cwd=None):
     except subprocess.TimeoutExpired:
         raise timed_out(argv, timeout, seconds)
     if proc.returncode < 0 or (check and proc.returncode != 0):
-        raise failed_command(argv, proc.returncode, proc.stdout)
+        limit = host_limit(proc.stdout) if host_limit and proc.returncode > 0 else None
+        raise limit or failed_command(argv, proc.returncode, proc.stdout)
     return proc.stdout
 
 
@@ -1066,8 +1079,20 @@ def _bpftrace(ctx, program, command):
     bpftrace = ctx.tool("bpftrace")
     # From the work directory: the marker's relative name fits bpftrace's
     # 64-byte strings whatever the temporary directory is.
-    out = run([bpftrace, "-e", program, "-c", command], timeout=ctx.deadline, cwd=ctx.workdir)
+    out = run([bpftrace, "-e", program, "-c", command], timeout=ctx.deadline, cwd=ctx.workdir,
+              host_limit=bpftrace_host_limit)
     return outputs.parse_bpftrace_maps(out), out
+
+
+def bpftrace_host_limit(output):
+    """HostLimit when bpftrace's output shows a limit of this host that
+    doctor knows (outputs.BPFTRACE_LIMITS), else None.  Doctor predicts
+    them: seeing one here means its facts were stale or it missed a case."""
+    limit = outputs.parse_bpftrace_limit(output)
+    if limit is None:
+        return None
+    return HostLimit("bpftrace %s: %s (bpftrace: %s); `tracekit doctor` should have predicted it"
+                     % ((HostLimit.MARK,) + limit))
 
 
 # Our opens are told by the marker's unique name, not by `pid == cpid`:

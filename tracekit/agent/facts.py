@@ -5,11 +5,15 @@ makes a few harmless live probes of the running kernel (a disabled perf event
 opened and closed, a two-instruction BPF program loaded and closed, and, when
 tracefs or securityfs is not mounted, a look at them from a private mount
 namespace that vanishes with the child process).  With any other root it only
-reads files below it, which is how unit tests build fake hosts.
+reads files below it, which is how unit tests build fake hosts.  The one file
+it writes: as root on the running host, what ``bpftrace --info`` printed, kept
+in BPFTRACE_INFO_CACHE (tmpfs: gone at reboot) while bpftrace and the kernel
+stay the same, because running it would take a quarter of doctor's time.
 
 Standard library only (see tracekit/agent/__init__.py).
 """
 
+import contextlib
 import errno
 import glob
 import json
@@ -18,7 +22,7 @@ import re
 import subprocess
 import sys
 
-from . import elf, kconfig
+from . import elf, kconfig, outputs
 
 SCHEMA = 1
 
@@ -55,6 +59,11 @@ LIBBPF_TOOLS_DIRS = ("usr/sbin", "usr/share/libbpf-tools")
 # Their names: bare (Debian 12, Ubuntu 24.04) or, from Debian 13 and Ubuntu
 # 26.04, with "-libbpf" (beside bcc's "-bpfcc" tools of the same name).
 LIBBPF_TOOLS_SUFFIXES = ("", "-libbpf")
+
+# `bpftrace --info` takes 30-150 ms (it loads BPF programs to probe the
+# kernel), more than all of doctor's other queries together: its output is
+# kept here, keyed by the bpftrace binary and the booted kernel.
+BPFTRACE_INFO_CACHE = "/run/tracekit/bpftrace-info.json"
 
 # Each setup role records what it did in its own tracekit_<component>.fact.
 LOCAL_FACTS_DIR = "etc/ansible/facts.d"
@@ -362,22 +371,37 @@ class _Host:
             "perf": ([self.path(perf["usable_path"]), "--version"] if perf.get("usable_path") else None),
             "trace-cmd": self._cmd("trace-cmd", "--version"),
             "bpftrace": self._cmd("bpftrace", "--version"),
+            # Its own view of this kernel: whether it can read the kernel's
+            # BTF (bpftrace 0.14 cannot read 6.x kernels'), probe types.
+            "bpftrace-info": None,
             "stap": self._cmd("stap", "-V"),
             # --help: its version, and whether this build has --modern-bpf.
             "sysdig": self._cmd("sysdig", "--help"),
             "gcc": self._cmd("gcc", "--version"),
         }
-        outputs = _run_all(queries)
+        info_key = info_cached = None
+        if queries["bpftrace"]:
+            info_key = self.bpftrace_info_key(queries["bpftrace"][0], kernel)
+            info_cached = cached_output(BPFTRACE_INFO_CACHE, info_key) if info_key else None
+            if info_cached is None:
+                queries["bpftrace-info"] = [queries["bpftrace"][0], "--info"]
+        printed = _run_all(queries)
+        if info_cached is not None:
+            printed["bpftrace-info"] = info_cached
+        elif info_key and printed.get("bpftrace-info") is not None:
+            keep_output(BPFTRACE_INFO_CACHE, info_key, printed["bpftrace-info"])
 
-        perf["version"] = _first_version(outputs.get("perf"))
-        if perf.get("usable_path") and outputs.get("perf") is None:
+        perf["version"] = _first_version(printed.get("perf"))
+        if perf.get("usable_path") and printed.get("perf") is None:
             perf["note"] = "; ".join(filter(None, [perf.get("note"), "%s --version did not run" % perf["usable_path"]]))
         for name in ("trace-cmd", "bpftrace", "sysdig"):
             path = queries[name][0] if queries[name] else None
             tools[name] = {"found": bool(path), "path": self.display(path),
-                           "version": _first_version(outputs.get(name))}
+                           "version": _first_version(printed.get(name))}
+        if tools["bpftrace"]["found"]:
+            tools["bpftrace"]["info"] = outputs.parse_bpftrace_info(printed.get("bpftrace-info"))
         stap_path = queries["stap"][0] if queries["stap"] else None
-        stap_out = outputs.get("stap") or ""
+        stap_out = printed.get("stap") or ""
         features = re.search(r"enabled features:(.*)", stap_out)
         features = features.group(1).split() if features else []
         runtimes = []
@@ -392,16 +416,37 @@ class _Host:
             sysdig["drivers"] = {
                 # Upstream has it from 0.31; distribution builds may leave it out
                 # (Ubuntu's 0.36.0+repack has no --modern-bpf).
-                "modern_ebpf": "--modern-bpf" in (outputs.get("sysdig") or ""),
+                "modern_ebpf": "--modern-bpf" in (printed.get("sysdig") or ""),
                 "kmod_built": bool(glob.glob(self.path("lib/modules/%s/**/scap.ko*" % release), recursive=True)),
                 "kmod_loaded": self.exists("sys/module/scap"),
             }
         gcc_path = queries["gcc"][0] if queries["gcc"] else None
-        gcc_version = _first_version(outputs.get("gcc"))
+        gcc_version = _first_version(printed.get("gcc"))
         tools["gcc"] = {"found": bool(gcc_path), "path": self.display(gcc_path), "version": gcc_version}
         tools["bcc"] = self.bcc()
         tools["libbpf-tools"] = self.libbpf_tools()
         return tools
+
+    def bpftrace_info_key(self, path, kernel):
+        """What `bpftrace --info` depends on (the binary, the libraries it
+        links, the booted kernel), or None where it is not cached: not the
+        running host, or not root (another user's bpftrace sees less of the
+        kernel).  Any package change counts as a library change (the dpkg
+        database's time): libbpf decides whether it reads the kernel's BTF."""
+        if not self.live or os.geteuid() != 0:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        try:
+            packages = os.stat(self.path("var/lib/dpkg/status")).st_mtime_ns
+        except OSError:
+            packages = None
+        boot_id = (self.read("proc/sys/kernel/random/boot_id") or "").strip()
+        return {"path": path, "mtime_ns": st.st_mtime_ns, "size": st.st_size, "inode": st.st_ino,
+                "packages": packages, "kernel": kernel["release"], "version": kernel["version"],
+                "boot_id": boot_id}
 
     def _cmd(self, name, *args):
         path = self.which(name)
@@ -629,6 +674,33 @@ def find_libbpf_tool(directory, tool):
         except OSError:
             continue
     return None
+
+
+def cached_output(path, key):
+    """The output kept in ``path`` for ``key``, or None (absent, another key,
+    unreadable or garbled: the command then runs again)."""
+    try:
+        with open(path) as f:
+            entry = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("output"), str):
+        return None
+    return entry["output"]
+
+
+def keep_output(path, key, output):
+    """Keep ``output`` for ``key`` in ``path`` (written whole, then renamed);
+    a directory that cannot be made or written only costs the next run time."""
+    tmp = "%s.%d" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "output": output}, f)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _run_all(queries, timeout=5):

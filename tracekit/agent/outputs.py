@@ -246,6 +246,64 @@ def parse_bpftrace_maps(text):
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^@(\w+): (-?\d+)$", text or "", re.M)}
 
 
+_INFO_DEPENDS = re.compile(r"\s*\(depends on [^)]*\)")
+
+
+def parse_bpftrace_info(text):
+    """``bpftrace --info`` by section: {"build": {"version": "v0.14.0", ...},
+    "kernel_features": {"btf": False, ...}, "probe_types": {"kprobe_multi":
+    False, ...}, ...}.  Section names lower case with "_"; keys as printed
+    less a "(depends on ...)" note (0.14: "btf (depends on Build:libbpf)");
+    "yes"/"no" as booleans, other values as text.  Two layouts: one
+    "key: value" a line (to 0.22), or two a line padded into columns (from
+    0.23).  None when the text has no "Kernel features" section (not --info
+    output: an error, or a bpftrace without --info)."""
+    sections, current = {}, None
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            current = sections.setdefault(line.strip().lower().replace(" ", "_"), {})
+            continue
+        if current is None:
+            continue
+        # Columns are padded with at least three spaces; "OS: Linux 6.8.0 #1 SMP" has single ones.
+        for column in re.split(r"\s{3,}", line.strip()):
+            key, sep, value = column.partition(": ")
+            if not sep:
+                continue
+            value = value.strip()
+            current[_INFO_DEPENDS.sub("", key).strip()] = {"yes": True, "no": False}.get(value, value)
+    return sections if "kernel_features" in sections else None
+
+
+# What bpftrace prints when it runs into a limit of this host rather than a
+# fault of the program: (what it means, a pattern of its error line).
+# tracekit.doctor predicts each (its bpftrace requirements) and quotes the
+# same text; verify reports them as that limit, anything else as a failure.
+BPFTRACE_NO_PROC_MODULES = "Failed to open kernel function info: Error reading modules from /proc/modules"
+BPFTRACE_NO_KERNEL_TYPES = "Include headers with missing type definitions or install BTF information"
+BPFTRACE_LIMITS = (
+    # bpftrace 0.25 on a kernel without CONFIG_MODULES (bpftrace commit f3fd78e23, 0.26, fixed it).
+    ("this bpftrace needs /proc/modules, which a kernel without loadable modules lacks",
+     re.compile(r"^.*%s.*$" % re.escape(BPFTRACE_NO_PROC_MODULES), re.M)),
+    # No BTF that bpftrace can read and no kernel headers: kernel types such as the
+    # s64 and umode_t of a tracepoint's arguments are unknown to its C parser.
+    ("this bpftrace reads no kernel BTF here and there are no kernel headers, so the kernel types "
+     "the program uses are unknown to it", re.compile(r"^.*%s.*$" % re.escape(BPFTRACE_NO_KERNEL_TYPES), re.M)),
+)
+
+
+def parse_bpftrace_limit(text):
+    """(what the limit is, bpftrace's own error line) when bpftrace's output
+    says it ran into a limit of the host (BPFTRACE_LIMITS); None otherwise."""
+    for meaning, pattern in BPFTRACE_LIMITS:
+        match = pattern.search(text or "")
+        if match:
+            return meaning, match.group(0).strip()
+    return None
+
+
 # -- systemtap -----------------------------------------------------------------------------
 def parse_stap_begin_end(text, begin, end):
     """The lines a stap script printed from its begin and its end probe (the
