@@ -492,15 +492,28 @@ def _recorded_dbgsym_unavailable(facts):
     return entry.get("unavailable") if entry.get("kernel") in (None, release) else None
 
 
+def _debuginfod_usable(facts):
+    """Debuginfod servers that perf and stap will ask: they read only
+    DEBUGINFOD_URLS, so on the running host it must be set (in a tree read
+    from its files, the *.urls files are all there is to see)."""
+    debuginfod = facts.get("debuginfod") or {}
+    return bool(debuginfod.get("urls")) and (not facts.get("live")
+                                             or "DEBUGINFOD_URLS" in (debuginfod.get("sources") or []))
+
+
 def need_kernel_debuginfo(facts):
     """The running kernel's DWARF, where perf and stap look for it (a
     vmlinux with .debug_info), or debuginfod servers to fetch it from."""
-    if (facts.get("debuginfo") or {}).get("vmlinux") or (facts.get("debuginfod") or {}).get("urls"):
+    if (facts.get("debuginfo") or {}).get("vmlinux") or _debuginfod_usable(facts):
         return None
     release = (facts.get("kernel") or {}).get("release")
     if _opt(facts, "DEBUG_INFO") == "n" or _opt(facts, "DEBUG_INFO_NONE") == "y":
         return Block(UNAVAILABLE, "kernel %s was built without debug info (CONFIG_DEBUG_INFO is not set)" % release,
                      "use a kernel built with CONFIG_DEBUG_INFO")
+    named = (facts.get("debuginfod") or {}).get("sources") or []
+    if named:
+        return Block(MISSING, "debuginfod servers are named in %s, but DEBUGINFOD_URLS is not set here (perf and "
+                     "stap read only the variable)" % ", ".join(named), "tracekit setup ddebs", "ddebs")
     stripped = [c["path"] for c in (facts.get("debuginfo") or {}).get("candidates") or [] if not c.get("dwarf")]
     without = "; %s has no DWARF" % ", ".join(stripped) if stripped else ""
     recorded = _recorded_dbgsym_unavailable(facts)
@@ -522,18 +535,6 @@ def _debuginfo_ready(facts):
         return "DWARF vmlinux %s" % vmlinux
     debuginfod = facts.get("debuginfod") or {}
     return "debuginfod %s (%s)" % (" ".join(debuginfod.get("urls") or []), ", ".join(debuginfod.get("sources") or []))
-
-
-def _debuginfod_note(facts):
-    """perf and stap ask debuginfod only when DEBUGINFOD_URLS is set: servers
-    named in files alone reach them through the profile script (login shells)."""
-    if (facts.get("debuginfo") or {}).get("vmlinux") or not facts.get("live"):
-        return []
-    debuginfod = facts.get("debuginfod") or {}
-    if debuginfod.get("urls") and "DEBUGINFOD_URLS" not in (debuginfod.get("sources") or []):
-        return ["DEBUGINFOD_URLS is not set here: perf and stap use debuginfod only where it is "
-                "(login shells set it from /etc/debuginfod/*.urls)"]
-    return []
 
 
 # -- notes (never block) -----------------------------------------------------------
@@ -592,7 +593,7 @@ METHODS = (
     Method("perf.probe.user", "perf probe -x on user functions",
            (need_perf, need_tracefs, need_uprobe_events), _with("perf"), _perf_note),
     Method("kernel.debuginfo", "kernel debug symbols (DWARF vmlinux, or debuginfod)",
-           (need_kernel_debuginfo,), _debuginfo_ready, _debuginfod_note),
+           (need_kernel_debuginfo,), _debuginfo_ready),
     Method("trace-cmd", "trace-cmd record/report (function tracer)",
            (need_trace_cmd, need_tracefs, need_function_tracer), _with("trace-cmd")),
     Method("bcc", "bcc tools (execsnoop-bpfcc, opensnoop-bpfcc)",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracekit.agent import checks, outputs, perfdata
+from tracekit.agent import checks, elf, outputs, perfdata
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "captured"
 
@@ -379,6 +379,15 @@ def test_perf_script_string_argument_of_a_kernel_probe():
                                                            "/proc/net/if_inet6"]
 
 
+def test_kernel_build_id_from_its_notes():
+    # /sys/kernel/notes of the lab machine's kernel: its GNU build-id note
+    # first, then the kernel's own (Linux, Xen) notes.
+    notes = (DATA / "kernel.debuginfo" / "sys-kernel-notes-here.bin").read_bytes()
+    assert elf.note_build_id(notes) == "240138188b56210d7f185b8e019a165b7c9b4bfa"
+    assert elf.note_build_id(notes[:30]) is None  # cut inside the note
+    assert elf.note_build_id(notes[36:]) is None  # the notes after it carry no build-id
+
+
 def test_stap_printed_lines():
     # stap on the lab machine (no build tree): nothing it printed is a path.
     out = text("systemtap.dropwatch", "stap-here-no-build-tree.txt")
@@ -394,8 +403,8 @@ COVERED = {"ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe", "
            "perf.sched", "perf.probe.kernel", "perf.probe.user", "trace-cmd", "trace-cmd.function_graph", "bcc",
            "libbpf-tools",
            "bpftrace.kprobe", "bpftrace.uprobe", "bpftrace.tracepoint", "systemtap.module", "systemtap.bpf",
-           "systemtap.dropwatch", "sysdig.kmod", "sysdig.modern-ebpf", "perf.probe.kernel.debuginfo",
-           "systemtap.kernel.debuginfo"}
+           "systemtap.dropwatch", "sysdig.kmod", "sysdig.modern-ebpf", "kernel.debuginfo",
+           "perf.probe.kernel.debuginfo", "systemtap.kernel.debuginfo"}
 
 
 def test_every_check_has_a_parsing_test_here():

@@ -364,16 +364,18 @@ def test_kernel_debuginfo_from_debuginfod(tmp_path):
     host = FakeHost.distro(tmp_path, "ubuntu-noble")
     host.debuginfod("ubuntu", "https://debuginfod.ubuntu.com\n")
     found = agent_facts.collect(str(host))
+    # A tree read from its files: the *.urls files are what can be seen.
     result = verdict(found, "kernel.debuginfo")
     assert (result.status, result.reason) == (doctor.READY,
                                               "debuginfod https://debuginfod.ubuntu.com (/etc/debuginfod/ubuntu.urls)")
-    assert result.notes == []  # not the running host: its environment was not read
+    # On the running host perf and stap ask debuginfod only with DEBUGINFOD_URLS set.
     found["live"] = True
-    assert verdict(found, "kernel.debuginfo").notes == [
-        "DEBUGINFOD_URLS is not set here: perf and stap use debuginfod only where it is (login shells set it from "
-        "/etc/debuginfod/*.urls)"]
+    result = verdict(found, "kernel.debuginfo")
+    assert (result.status, result.component, result.remedy) == (doctor.MISSING, "ddebs", "tracekit setup ddebs")
+    assert result.reason == ("debuginfod servers are named in /etc/debuginfod/ubuntu.urls, but DEBUGINFOD_URLS is "
+                             "not set here (perf and stap read only the variable)")
     found["debuginfod"]["sources"].insert(0, "DEBUGINFOD_URLS")
-    assert verdict(found, "kernel.debuginfo").notes == []
+    assert verdict(found, "kernel.debuginfo").status == doctor.READY
 
 
 def test_kernel_debuginfo_the_dbgsym_role_found_no_package_for(facts):

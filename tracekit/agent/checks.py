@@ -903,6 +903,68 @@ def check_perf_probe_user(ctx):
     return "perf probe -x tk_work: arguments %s" % values, script.splitlines()[:3]
 
 
+# The running kernel's ELF notes: its build-id, which its debug info must carry.
+KERNEL_NOTES = "/sys/kernel/notes"
+# Asks debuginfod (the servers in DEBUGINFOD_URLS) for the debug info of a
+# build-id with libdebuginfod, the client library perf and stap use; in a
+# child process, so the check's deadline ends a download (about 1 GB).
+DEBUGINFOD_FETCH = r"""import ctypes, os, sys
+try:
+    lib = ctypes.CDLL("libdebuginfod.so.1")
+except OSError as exc:
+    print("error: no libdebuginfod (%s): install it with `tracekit setup ddebs`" % exc)
+    sys.exit()
+lib.debuginfod_begin.restype = ctypes.c_void_p
+lib.debuginfod_end.argtypes = [ctypes.c_void_p]
+lib.debuginfod_find_debuginfo.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                          ctypes.POINTER(ctypes.c_char_p)]
+client = lib.debuginfod_begin()
+path = ctypes.c_char_p()
+build_id = bytes.fromhex(sys.argv[1])
+fd = lib.debuginfod_find_debuginfo(client, build_id, len(build_id), ctypes.byref(path)) if client else -12
+print("path: %s" % path.value.decode() if fd >= 0 else "error: %s" % os.strerror(-fd))
+"""
+
+
+def running_kernel_build_id():
+    try:
+        with open(KERNEL_NOTES, "rb") as f:
+            found = elf.note_build_id(f.read())
+    except OSError as exc:
+        raise CheckFailed("%s: %s" % (KERNEL_NOTES, exc.strerror or exc))
+    if not found:
+        raise CheckFailed("%s has no build-id: the kernel's debug info cannot be matched to it" % KERNEL_NOTES)
+    return found
+
+
+def check_kernel_debuginfo(ctx):
+    """The running kernel's DWARF: doctor's vmlinux, which must be this
+    build (same build-id), or debuginfod's answer for its build-id."""
+    wanted = running_kernel_build_id()
+    vmlinux = (ctx.facts.get("debuginfo") or {}).get("vmlinux")
+    if vmlinux:
+        how = vmlinux
+    elif os.environ.get("DEBUGINFOD_URLS", "").strip():
+        answer = run([sys.executable, "-c", DEBUGINFOD_FETCH, wanted], timeout=ctx.deadline).strip()
+        if not answer.startswith("path: "):
+            raise CheckFailed("debuginfod has no debug info for the running kernel (build-id %s): %s"
+                              % (wanted, _tail(answer).replace("error: ", "", 1)))
+        vmlinux, how = answer[len("path: "):], "debuginfod (%s)" % os.environ["DEBUGINFOD_URLS"].strip()
+    else:
+        raise CheckFailed("no kernel debug info: no vmlinux with DWARF where doctor looked, and DEBUGINFOD_URLS "
+                          "is not set")
+    if not elf.has_section(vmlinux, (".debug_info", ".zdebug_info")):
+        raise CheckFailed("%s has no DWARF (.debug_info)" % vmlinux)
+    try:
+        found = elf.build_id(vmlinux)
+    except (OSError, ValueError) as exc:
+        raise CheckFailed("%s: %s" % (vmlinux, exc))
+    if found != wanted:
+        raise CheckFailed("%s is another kernel build's debug info (build-id %s; the running kernel's is %s)"
+                          % (vmlinux, found or "none", wanted))
+    return "DWARF of the running kernel (build-id %s) from %s" % (wanted, how), [vmlinux]
+
+
 # The open path's argument the debug-info checks read by name: do_sys_openat2(dfd,
 # filename, how) and do_sys_open(dfd, filename, flags, mode) both have it.
 OPEN_FILENAME = "filename"
@@ -1405,6 +1467,9 @@ CHECKS = (
           check_perf_probe_kernel, timeout=150),
     Check("perf.probe.user", "perf probe -x tk_work with its argument",
           check_perf_probe_user, timeout=150),
+    # A debuginfod download of the kernel's debug info is about 1 GB.
+    Check("kernel.debuginfo", "the running kernel's DWARF, matched by build-id", check_kernel_debuginfo,
+          timeout=600),
     # Kernel debug info: perf probe reads the DWARF vmlinux (about 1 GB) three
     # times (-L, -V, -a), then records; with debuginfod the first fetches it.
     Check("perf.probe.kernel.debuginfo", "perf probe -L/-V and a probe with the open path's filename variable",
