@@ -534,12 +534,67 @@ def need_sysdig(facts):
     return _need_tool("sysdig", "sysdig")(facts)
 
 
+def _recorded_dbgsym_unavailable(facts):
+    """The dbgsym role's reason for finding no symbol package, when it was
+    looking for the running kernel's (a record for another kernel says
+    nothing about this one)."""
+    comps = ((facts.get("setup") or {}).get("components") or {})
+    entry = comps.get("dbgsym") or {}
+    release = (facts.get("kernel") or {}).get("release")
+    return entry.get("unavailable") if entry.get("kernel") in (None, release) else None
+
+
+def _debuginfod_usable(facts):
+    """Debuginfod servers that perf and stap will ask: they read only
+    DEBUGINFOD_URLS, so on the running host it must be set (in a tree read
+    from its files, the *.urls files are all there is to see)."""
+    debuginfod = facts.get("debuginfod") or {}
+    return bool(debuginfod.get("urls")) and (not facts.get("live")
+                                             or "DEBUGINFOD_URLS" in (debuginfod.get("sources") or []))
+
+
+def need_kernel_debuginfo(facts):
+    """The running kernel's DWARF, where perf and stap look for it (a
+    vmlinux with .debug_info), or debuginfod servers to fetch it from."""
+    if (facts.get("debuginfo") or {}).get("vmlinux") or _debuginfod_usable(facts):
+        return None
+    release = (facts.get("kernel") or {}).get("release")
+    if _opt(facts, "DEBUG_INFO") == "n" or _opt(facts, "DEBUG_INFO_NONE") == "y":
+        return Block(UNAVAILABLE, "kernel %s was built without debug info (CONFIG_DEBUG_INFO is not set)" % release,
+                     "use a kernel built with CONFIG_DEBUG_INFO")
+    named = (facts.get("debuginfod") or {}).get("sources") or []
+    if named:
+        return Block(MISSING, "debuginfod servers are named in %s, but DEBUGINFOD_URLS is not set here (perf and "
+                     "stap read only the variable)" % ", ".join(named), "tracekit setup ddebs", "ddebs")
+    stripped = [c["path"] for c in (facts.get("debuginfo") or {}).get("candidates") or [] if not c.get("dwarf")]
+    without = "; %s has no DWARF" % ", ".join(stripped) if stripped else ""
+    recorded = _recorded_dbgsym_unavailable(facts)
+    if recorded:
+        return Block(UNAVAILABLE, recorded + without,
+                     "fetch symbols on demand: tracekit setup ddebs --var tracekit_ddebs_method=debuginfod")
+    if distribution_kernel(facts):
+        return Block(MISSING, "no debug symbols for kernel %s (no DWARF vmlinux, no debuginfod)%s" % (release, without),
+                     "tracekit setup dbgsym", "dbgsym")
+    return Block(UNAVAILABLE, "no debug symbols exist for kernel %s (not a distribution kernel: no package has its "
+                 "vmlinux)%s" % (release, without),
+                 "install the vmlinux it was built with as /usr/lib/debug/boot/vmlinux-%s, or boot a distribution "
+                 "kernel" % release)
+
+
+def _debuginfo_ready(facts):
+    vmlinux = (facts.get("debuginfo") or {}).get("vmlinux")
+    if vmlinux:
+        return "DWARF vmlinux %s" % vmlinux
+    debuginfod = facts.get("debuginfod") or {}
+    return "debuginfod %s (%s)" % (" ".join(debuginfod.get("urls") or []), ", ".join(debuginfod.get("sources") or []))
+
+
 # -- notes (never block) -----------------------------------------------------------
 def _debuginfo_note(facts):
-    if (facts.get("debuginfo") or {}).get("vmlinux"):
+    if need_kernel_debuginfo(facts) is None:
         return []
     return ["no kernel debuginfo (vmlinux with DWARF): function entry/return only, no source lines "
-            "or local variables (`tracekit setup dbgsym`, or debuginfod)"]
+            "or local variables (see kernel.debuginfo)"]
 
 
 def _memlock_note(facts):
@@ -589,6 +644,8 @@ METHODS = (
            lambda f: _perf_note(f) + _debuginfo_note(f)),
     Method("perf.probe.user", "perf probe -x on user functions",
            (need_perf, need_tracefs, need_uprobe_events), _with("perf"), _perf_note),
+    Method("kernel.debuginfo", "kernel debug symbols (DWARF vmlinux, or debuginfod)",
+           (need_kernel_debuginfo,), _debuginfo_ready),
     Method("trace-cmd", "trace-cmd record/report (function tracer)",
            (need_trace_cmd, need_tracefs, need_function_tracer), _with("trace-cmd")),
     Method("bcc", "bcc tools (execsnoop-bpfcc, opensnoop-bpfcc)",

@@ -89,19 +89,22 @@ exit 2
 """
 
 
-def elf(sections=(), bits=64, endian="<"):
+def elf(sections=(), bits=64, endian="<", contents=None):
     """A minimal valid ELF file whose section headers name ``sections``
-    (each section gets 16 bytes of content)."""
-    names = [""] + list(sections) + [".shstrtab"]
+    (each section gets 16 bytes of content, or the (type, bytes) that
+    ``contents`` gives for its name: e.g. a SHT_NOTE section's notes)."""
+    contents = contents or {}
+    names = [""] + list(sections) + [n for n in contents if n not in sections] + [".shstrtab"]
     strtab, name_offsets = b"", []
     for name in names:
         name_offsets.append(len(strtab))
         strtab += name.encode() + b"\0"
     ehsize, shentsize = (64, 64) if bits == 64 else (52, 40)
     body, offsets = b"", []
+    content = {name: contents.get(name, (1, b"\x90" * 16)) for name in names if name and name != ".shstrtab"}
     for name in names:
         offsets.append(ehsize + len(body))
-        body += b"" if not name else (strtab if name == ".shstrtab" else b"\x90" * 16)
+        body += b"" if not name else (strtab if name == ".shstrtab" else content[name][1])
     shoff = ehsize + len(body)
     ident = b"\x7fELF" + bytes([2 if bits == 64 else 1, 1 if endian == "<" else 2, 1]) + bytes(9)
     addr = "Q" if bits == 64 else "I"
@@ -110,8 +113,8 @@ def elf(sections=(), bits=64, endian="<"):
                          ehsize, 0, 0, shentsize, len(names), len(names) - 1)
     table = b""
     for i, name in enumerate(names):
-        size = 0 if not name else (len(strtab) if name == ".shstrtab" else 16)
-        sh_type = 0 if not name else (3 if name == ".shstrtab" else 1)
+        size = 0 if not name else (len(strtab) if name == ".shstrtab" else len(content[name][1]))
+        sh_type = 0 if not name else (3 if name == ".shstrtab" else content[name][0])
         table += struct.pack(endian + "II%s%s%s%sII%s%s" % ((addr,) * 4 + (addr, addr)),
                              name_offsets[i], sh_type, 0, 0, offsets[i] if name else 0, size, 0, 0, int(bool(name)), 0)
     return header + body + table

@@ -18,6 +18,7 @@ without the open path's function cannot be had here.  So:
 """
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -32,17 +33,23 @@ TOOL_CHECKS = {
     # check id: facts["tools"] key that names its tool
     "perf.counters.hardware": "perf", "perf.counters.software": "perf", "perf.sampling": "perf",
     "perf.flamegraph": "perf", "perf.sched": "perf", "perf.probe.kernel": "perf", "perf.probe.user": "perf",
+    "perf.probe.kernel.debuginfo": "perf",
     "trace-cmd": "trace-cmd", "trace-cmd.function_graph": "trace-cmd", "bcc": "bcc", "libbpf-tools": "libbpf-tools",
     "bpftrace.kprobe": "bpftrace", "bpftrace.uprobe": "bpftrace", "bpftrace.tracepoint": "bpftrace",
     "systemtap.module": "stap", "systemtap.bpf": "stap", "systemtap.dropwatch": "stap",
+    "systemtap.kernel.debuginfo": "stap",
     "sysdig.kmod": "sysdig", "sysdig.modern-ebpf": "sysdig",
 }
 TRACEFS_CHECKS = ("ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe", "kretprobe", "uprobe",
                   "uretprobe")
 
 
+# Checks that run no tracing tool: their failure paths are in test_debuginfo_checks.py.
+NO_TOOL_CHECKS = ("kernel.debuginfo",)
+
+
 def test_the_cases_cover_every_check():
-    assert set(TOOL_CHECKS) | set(TRACEFS_CHECKS) == {c.id for c in checks.CHECKS}
+    assert set(TOOL_CHECKS) | set(TRACEFS_CHECKS) | set(NO_TOOL_CHECKS) == {c.id for c in checks.CHECKS}
 
 
 def script(path, body):
@@ -195,7 +202,8 @@ def test_tracefs_without_the_syscall_events(tmp_path):
 
 # -- probe target missing -----------------------------------------------------------------------
 OPEN_PATH_CHECKS = ("ftrace.function", "ftrace.function_graph", "kprobe", "kretprobe", "trace-cmd",
-                    "trace-cmd.function_graph", "perf.probe.kernel", "bpftrace.kprobe")
+                    "trace-cmd.function_graph", "perf.probe.kernel", "bpftrace.kprobe", "perf.probe.kernel.debuginfo",
+                    "systemtap.kernel.debuginfo")
 
 
 @pytest.fixture
@@ -295,6 +303,75 @@ def test_stap_whose_probes_never_fire(check_id, tmp_path):
                                        "monitor did not start: "}.get(check_id, "stap printed no 'tracekit-begin' "
                                                                                "line: (no output)")
     assert detail == expected, detail
+
+
+def test_stap_kernel_function_that_never_printed_the_filename(tmp_path):
+    # Stand-in as above (no module runtime, no kernel debug info here): stap
+    # exits 0 and the probe printed nothing, so $filename was never seen.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = script(bindir / "stap", "exit 0\n")
+    ctx = context(tmp_path, tools=tool_facts("stap", tool))
+    detail = failed("systemtap.kernel.debuginfo", ctx)
+    assert re.fullmatch(r'stap kernel\.function\("%s"\) printed no \$filename %s/marker-[0-9a-f]{12}: \(no output\)'
+                        % (checks.kernel_open_function(), re.escape(ctx.workdir)), detail), detail
+
+
+# -- kernel debug info (perf probe -L/-V) -------------------------------------------------------
+CAPTURED = os.path.join(os.path.dirname(__file__), "..", "data", "captured", "perf.probe.kernel.debuginfo")
+
+
+def perf_probe_queries(directory, lines, variables):
+    """A perf that answers `perf probe -L` and `-V` with the given files' text
+    (real perf output: tests/data/captured/README.md) and does nothing else.
+    Stand-in: the real perf needs the kernel's debug info for both, which no
+    package has for this machine's kernel."""
+    return script(directory / "perf", """\
+        case "$2" in
+          -L) cat '%s' ;;
+          -V) cat '%s' ;;
+        esac
+        """ % (lines, variables))
+
+
+def test_perf_probe_kernel_debuginfo_without_debug_info(tmp_path):
+    # perf 6.1 on this machine, which has no vmlinux with DWARF: -L fails first.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    perf = perf_probe_queries(bindir, os.path.join(CAPTURED, "perf-probe-L-here-no-debuginfo.txt"),
+                              os.path.join(CAPTURED, "perf-probe-V-here-no-debuginfo.txt"))
+    detail = failed("perf.probe.kernel.debuginfo", context(tmp_path, tools=tool_facts("perf", perf)))
+    assert detail == ("perf probe -L %s showed no source lines: Failed to find the path for the kernel: Invalid ELF "
+                      "file | Error: Failed to show lines." % checks.kernel_open_function())
+
+
+def test_perf_probe_kernel_debuginfo_no_variables_listed(tmp_path):
+    # -L fine (source lines, as perf prints them), -V as perf fails here.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fn = checks.kernel_open_function()
+    lines = tmp_path / "lines.txt"
+    lines.write_text(open(os.path.join(CAPTURED, "lkml-acme-perf-probe-source-L-icmp_rcv.txt")).read().replace(
+        "<icmp_rcv@", "<%s@" % fn))
+    perf = perf_probe_queries(bindir, lines, os.path.join(CAPTURED, "perf-probe-V-here-no-debuginfo.txt"))
+    detail = failed("perf.probe.kernel.debuginfo", context(tmp_path, tools=tool_facts("perf", perf)))
+    assert detail == ("perf probe -V %s listed no variables: Failed to find the path for the kernel: Invalid ELF "
+                      "file | Error: Failed to show vars." % fn)
+
+
+def test_perf_probe_kernel_debuginfo_without_the_filename_variable(tmp_path):
+    # -L cannot show the source (perf's own words when the source is not
+    # here); -V lists variables, but not `filename`: vfs_read's, as the
+    # kernel's commit message shows them, under this kernel's function name.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fn = checks.kernel_open_function()
+    variables = tmp_path / "vars.txt"
+    variables.write_text(open(os.path.join(CAPTURED, "commit-dee36a2abb67-perf-probe-V-vfs_read-18.txt")).read()
+                         .replace("vfs_read", fn))
+    perf = perf_probe_queries(bindir, os.path.join(CAPTURED, "lkml-acme-perf-probe-L-no-source.txt"), variables)
+    detail = failed("perf.probe.kernel.debuginfo", context(tmp_path, tools=tool_facts("perf", perf)))
+    assert detail == "perf probe -V %s lists no variable 'filename' (saw buf, file, pos, ret)" % fn
 
 
 @pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc here to build the ELF stand-in")

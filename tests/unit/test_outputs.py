@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracekit.agent import checks, outputs, perfdata
+from tracekit.agent import checks, elf, outputs, perfdata
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "captured"
 
@@ -384,13 +384,95 @@ def test_sysdig_events(check_id):
     assert [e.name for e in starred].count("<NA>") == 4
 
 
+# -- kernel debug info: perf probe -L/-V (published by perf's developers), stap ----------------------------
+DEBUGINFO = "perf.probe.kernel.debuginfo"
+
+
+@pytest.mark.parametrize("name, function, path, count, probeable", [
+    # perf 6.15's layout: tabs of the source file after "%7d  " or 9 blanks.
+    ("lkml-acme-perf-probe-source-L-icmp_rcv.txt", "icmp_rcv", "/home/acme/git/linux//net/ipv4/icmp.c", 16,
+     [0, 2, 8, 9, 17]),
+    # The kernel's commit message: the same lines, indented by two blanks.
+    ("commit-86c0bf8539e7-perf-probe-L-vfs_read.txt", "vfs_read", "/home/mhiramat/ksrc/linux/fs/read_write.c", 20,
+     [0, 1, 2, 4, 6, 8, 11, 12, 13, 15, 16, 17, 18, 20]),
+])
+def test_perf_probe_source_lines(name, function, path, count, probeable):
+    source = outputs.parse_perf_probe_lines(text(DEBUGINFO, name), function)
+    assert (source.function, source.path, len(source.lines), source.probeable) == (function, path, count, probeable)
+    assert source.lines[0] == (0, source.lines[0][1]) and function in source.lines[0][1]
+    assert (None, "{") in source.lines or (1, "{") in source.lines
+
+
+@pytest.mark.parametrize("name", ["lkml-acme-perf-probe-L-no-source.txt", "perf-probe-L-here-no-debuginfo.txt"])
+def test_perf_probe_lines_that_perf_could_not_show(name):
+    out = text(DEBUGINFO, name)
+    with pytest.raises(ValueError, match=r"^perf probe -L printed no <icmp_rcv@FILE> header: "):
+        outputs.parse_perf_probe_lines(out, "icmp_rcv")
+    # Only a missing source file, once perf had the DWARF, is told apart.
+    assert outputs.perf_probe_source_missing(out) is (name == "lkml-acme-perf-probe-L-no-source.txt")
+
+
+def test_perf_probe_lines_of_another_function_are_not_these():
+    with pytest.raises(ValueError):
+        outputs.parse_perf_probe_lines(text(DEBUGINFO, "commit-86c0bf8539e7-perf-probe-L-vfs_read.txt"), "vfs")
+
+
+def test_perf_probe_variables():
+    entry = outputs.parse_perf_probe_vars(text(DEBUGINFO, "lkml-mhiramat-perf-probe-V-vfs_read.txt"), "vfs_read")
+    assert entry.locations == {"vfs_read+0": [("char*", "buf"), ("loff_t*", "pos"), ("size_t", "count"),
+                                              ("struct file*", "file")]}
+    assert entry.names == ["buf", "count", "file", "pos"]
+    unknown = outputs.parse_perf_probe_vars(text(DEBUGINFO, "lkml-mhiramat-perf-probe-V-kfree.txt"), "kfree")
+    assert unknown.locations == {"kfree+0": [("(unknown_type)", "object")]}
+    # A line of the function: one list per probe address.
+    line = outputs.parse_perf_probe_vars(text(DEBUGINFO, "commit-dee36a2abb67-perf-probe-V-vfs_read-18.txt"),
+                                         "vfs_read")
+    assert list(line.locations) == ["vfs_read+217", "vfs_read+226"] and line.names == ["buf", "file", "pos", "ret"]
+
+
+def test_perf_probe_variables_perf_could_not_list():
+    with pytest.raises(ValueError, match=r"^perf probe -V printed no 'Available variables at do_sys_openat2': "
+                                         r"Failed to find the path for the kernel: Invalid ELF file$"):
+        outputs.parse_perf_probe_vars(text(DEBUGINFO, "perf-probe-V-here-no-debuginfo.txt"), "do_sys_openat2")
+    with pytest.raises(ValueError):  # another function's list
+        outputs.parse_perf_probe_vars(text(DEBUGINFO, "lkml-mhiramat-perf-probe-V-kfree.txt"), "vfs_read")
+
+
+def test_perf_script_string_argument_of_a_kernel_probe():
+    # What the check matches: the string argument (perf names an unnamed
+    # `filename:string` filename_string; the check names its own `filename`).
+    hits = outputs.parse_probe_hits(text(DEBUGINFO, "gregg-opensnoop-perf-script-filename-string.txt"), "probe")
+    assert [(h.comm, h.pid, h.event) for h in hits][:1] == [("multilog", 19075, "probe:do_sys_open")]
+    assert [h.fields["filename_string"] for h in hits] == [".", "./main", "lock", "/proc/net/dev",
+                                                           "/proc/net/if_inet6"]
+
+
+def test_kernel_build_id_from_its_notes():
+    # /sys/kernel/notes of the lab machine's kernel: its GNU build-id note
+    # first, then the kernel's own (Linux, Xen) notes.
+    notes = (DATA / "kernel.debuginfo" / "sys-kernel-notes-here.bin").read_bytes()
+    assert elf.note_build_id(notes) == "240138188b56210d7f185b8e019a165b7c9b4bfa"
+    assert elf.note_build_id(notes[:30]) is None  # cut inside the note
+    assert elf.note_build_id(notes[36:]) is None  # the notes after it carry no build-id
+
+
+def test_stap_printed_lines():
+    # stap on the lab machine (no build tree): nothing it printed is a path.
+    out = text("systemtap.dropwatch", "stap-here-no-build-tree.txt")
+    assert outputs.parse_printed_lines(out, "/tmp/marker-0123456789ab") == []
+    marker = "/tmp/tracekit-check-x/marker-0123456789ab"
+    assert outputs.parse_printed_lines("tracekit\n%s\n  %s  \n%s-not\n" % (marker, marker, marker), marker) == \
+        [marker, marker]
+
+
 # -- every check is covered ------------------------------------------------------------------------------
 COVERED = {"ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe", "kretprobe", "uprobe",
            "uretprobe", "perf.counters.hardware", "perf.counters.software", "perf.sampling", "perf.flamegraph",
            "perf.sched", "perf.probe.kernel", "perf.probe.user", "trace-cmd", "trace-cmd.function_graph", "bcc",
            "libbpf-tools",
            "bpftrace.kprobe", "bpftrace.uprobe", "bpftrace.tracepoint", "systemtap.module", "systemtap.bpf",
-           "systemtap.dropwatch", "sysdig.kmod", "sysdig.modern-ebpf"}
+           "systemtap.dropwatch", "sysdig.kmod", "sysdig.modern-ebpf", "kernel.debuginfo",
+           "perf.probe.kernel.debuginfo", "systemtap.kernel.debuginfo"}
 
 
 def test_every_check_has_a_parsing_test_here():

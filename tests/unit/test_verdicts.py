@@ -48,8 +48,8 @@ def verdict(facts, method_id):
 
 
 # -- the registry and the baseline ------------------------------------------------------
-def test_registry_has_22_stable_methods():
-    assert len(doctor.METHODS) == 22 and len(set(doctor.METHOD_IDS)) == 22
+def test_registry_has_23_stable_methods():
+    assert len(doctor.METHODS) == 23 and len(set(doctor.METHOD_IDS)) == 23
     assert doctor.METHOD_IDS[:4] == ("ftrace.function", "ftrace.function_graph", "tracepoint", "kprobe")
 
 
@@ -69,7 +69,7 @@ def test_baseline_ready_reasons(facts):
 
 def test_baseline_report(facts):
     report = doctor.evaluate(facts)
-    assert report.summary == {"ready": 22, "missing": 0, "unavailable": 0, "unknown": 0}
+    assert report.summary == {"ready": 23, "missing": 0, "unavailable": 0, "unknown": 0}
     assert report.exit_code == 0
 
 
@@ -299,6 +299,105 @@ def test_missing_debuginfo_is_a_note(facts):
     assert verdict(facts, "kprobe").notes == []
 
 
+def test_no_debuginfo_note_where_debuginfod_serves_it(facts):
+    change(facts, {"debuginfo": {"vmlinux": None, "candidates": []},
+                   "debuginfod": {"urls": ["https://debuginfod.ubuntu.com"], "sources": ["DEBUGINFOD_URLS"]}})
+    assert verdict(facts, "perf.probe.kernel").notes == []
+
+
+# -- kernel debug info -----------------------------------------------------------------------
+NO_VMLINUX = {"vmlinux": None, "candidates": []}
+NO_DEBUGINFOD = {"urls": [], "sources": []}
+
+
+def test_kernel_debuginfo_from_the_dbg_file(tmp_path):
+    # Debian's linux-image-*-dbg puts it there too (Ubuntu's -dbgsym only in /usr/lib/debug/boot).
+    host = FakeHost.distro(tmp_path, "debian-bookworm")
+    host.vmlinux("usr/lib/debug/lib/modules/%s/vmlinux" % host.release)
+    result = verdict(agent_facts.collect(str(host)), "kernel.debuginfo")
+    assert (result.status, result.reason) == (doctor.READY, "DWARF vmlinux /usr/lib/debug/lib/modules/%s/vmlinux"
+                                              % host.release)
+
+
+def test_kernel_debuginfo_ready_on_baseline(facts):
+    assert verdict(facts, "kernel.debuginfo").reason == "DWARF vmlinux /usr/lib/debug/boot/vmlinux-%s" % NOBLE
+
+
+@pytest.mark.parametrize("distro", sorted(DISTROS))
+def test_kernel_debuginfo_missing_on_a_distribution_kernel(tmp_path, distro):
+    host = FakeHost.distro(tmp_path, distro)
+    result = verdict(agent_facts.collect(str(host)), "kernel.debuginfo")
+    assert (result.status, result.component, result.remedy) == (doctor.MISSING, "dbgsym", "tracekit setup dbgsym")
+    assert result.reason == "no debug symbols for kernel %s (no DWARF vmlinux, no debuginfod)" % host.release
+
+
+def test_kernel_debuginfo_stripped_vmlinux_is_not_debug_info(tmp_path):
+    host = FakeHost.distro(tmp_path, "ubuntu-noble")
+    host.vmlinux("boot/vmlinux-%s" % host.release, dwarf=False)
+    result = verdict(agent_facts.collect(str(host)), "kernel.debuginfo")
+    assert result.status == doctor.MISSING
+    assert result.reason == ("no debug symbols for kernel %s (no DWARF vmlinux, no debuginfod); /boot/vmlinux-%s "
+                             "has no DWARF" % (host.release, host.release))
+
+
+def test_kernel_debuginfo_of_a_custom_kernel_is_unavailable(tmp_path):
+    # This machine's kind of kernel: built with DEBUG_INFO, but no package has its vmlinux.
+    host = FakeHost.distro(tmp_path, "debian-bookworm", config=False)
+    host.kernel("6.18.44-fc-v595")
+    host.kconfig("CONFIG_DEBUG_INFO=y\nCONFIG_KPROBES=y\n", where="proc")
+    result = verdict(agent_facts.collect(str(host)), "kernel.debuginfo")
+    assert (result.status, result.component) == (doctor.UNAVAILABLE, None)
+    assert result.reason == ("no debug symbols exist for kernel 6.18.44-fc-v595 (not a distribution kernel: no "
+                             "package has its vmlinux)")
+    assert result.remedy == ("install the vmlinux it was built with as /usr/lib/debug/boot/vmlinux-6.18.44-fc-v595, "
+                             "or boot a distribution kernel")
+
+
+def test_kernel_debuginfo_of_a_kernel_built_without_it(facts):
+    change(facts, {"debuginfo": NO_VMLINUX, "kconfig.options.DEBUG_INFO": "n"})
+    result = verdict(facts, "kernel.debuginfo")
+    assert (result.status, result.reason) == (
+        doctor.UNAVAILABLE, "kernel %s was built without debug info (CONFIG_DEBUG_INFO is not set)" % NOBLE)
+
+
+def test_kernel_debuginfo_from_debuginfod(tmp_path):
+    host = FakeHost.distro(tmp_path, "ubuntu-noble")
+    host.debuginfod("ubuntu", "https://debuginfod.ubuntu.com\n")
+    found = agent_facts.collect(str(host))
+    # A tree read from its files: the *.urls files are what can be seen.
+    result = verdict(found, "kernel.debuginfo")
+    assert (result.status, result.reason) == (doctor.READY,
+                                              "debuginfod https://debuginfod.ubuntu.com (/etc/debuginfod/ubuntu.urls)")
+    # On the running host perf and stap ask debuginfod only with DEBUGINFOD_URLS set.
+    found["live"] = True
+    result = verdict(found, "kernel.debuginfo")
+    assert (result.status, result.component, result.remedy) == (doctor.MISSING, "ddebs", "tracekit setup ddebs")
+    assert result.reason == ("debuginfod servers are named in /etc/debuginfod/ubuntu.urls, but DEBUGINFOD_URLS is "
+                             "not set here (perf and stap read only the variable)")
+    found["debuginfod"]["sources"].insert(0, "DEBUGINFOD_URLS")
+    assert verdict(found, "kernel.debuginfo").status == doctor.READY
+
+
+def test_kernel_debuginfo_the_dbgsym_role_found_no_package_for(facts):
+    reason = ("no debug-symbol package for kernel %s in the configured apt sources (looked for linux-image-%s-dbgsym, "
+              "linux-image-unsigned-%s-dbgsym; the ddebs component adds the archive)" % (NOBLE, NOBLE, NOBLE))
+    change(facts, {"debuginfo": NO_VMLINUX,
+                   "setup": {"components": {"dbgsym": {"component": "dbgsym", "kernel": NOBLE, "packages": [],
+                                                       "unavailable": reason}}}})
+    result = verdict(facts, "kernel.debuginfo")
+    assert (result.status, result.reason) == (doctor.UNAVAILABLE, reason)
+    assert result.remedy == "fetch symbols on demand: tracekit setup ddebs --var tracekit_ddebs_method=debuginfod"
+    # A record made for another kernel says nothing about this one.
+    facts["setup"]["components"]["dbgsym"]["kernel"] = "6.8.0-100-generic"
+    assert verdict(facts, "kernel.debuginfo").status == doctor.MISSING
+
+
+def test_kernel_debuginfo_on_a_release_setup_refuses(facts):
+    change(facts, {"debuginfo": NO_VMLINUX, "host.distro": dict(facts["host"]["distro"], version_id="23.10",
+                                                                  codename="mantic")})
+    assert verdict(facts, "kernel.debuginfo").status == doctor.UNAVAILABLE
+
+
 # -- combining blocks ----------------------------------------------------------------------
 def test_unavailable_beats_unknown_beats_missing(facts):
     change(facts, {"tools.bcc.found": False})
@@ -414,7 +513,7 @@ def test_report_to_dict(facts):
         "reason": "bpftrace is not installed", "remedy": "tracekit setup bpftrace", "component": "bpftrace",
         "causes": ["bpftrace is not installed"], "notes": []}
     # libbpf-tools, sysdig.modern-ebpf: no BTF; three bpftrace methods: not installed
-    assert data["summary"] == {"ready": 17, "missing": 3, "unavailable": 2, "unknown": 0}
+    assert data["summary"] == {"ready": 18, "missing": 3, "unavailable": 2, "unknown": 0}
 
 
 # -- fake hosts with the real distribution configs --------------------------------------------

@@ -916,6 +916,120 @@ def check_perf_probe_user(ctx):
     return "perf probe -x tk_work: arguments %s" % values, script.splitlines()[:3]
 
 
+# The running kernel's ELF notes: its build-id, which its debug info must carry.
+KERNEL_NOTES = "/sys/kernel/notes"
+# Asks debuginfod (the servers in DEBUGINFOD_URLS) for the debug info of a
+# build-id with libdebuginfod, the client library perf and stap use; in a
+# child process, so the check's deadline ends a download (about 1 GB).
+DEBUGINFOD_FETCH = r"""import ctypes, os, sys
+try:
+    lib = ctypes.CDLL("libdebuginfod.so.1")
+except OSError as exc:
+    print("error: no libdebuginfod (%s): install it with `tracekit setup ddebs`" % exc)
+    sys.exit()
+lib.debuginfod_begin.restype = ctypes.c_void_p
+lib.debuginfod_end.argtypes = [ctypes.c_void_p]
+lib.debuginfod_find_debuginfo.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                          ctypes.POINTER(ctypes.c_char_p)]
+client = lib.debuginfod_begin()
+path = ctypes.c_char_p()
+build_id = bytes.fromhex(sys.argv[1])
+fd = lib.debuginfod_find_debuginfo(client, build_id, len(build_id), ctypes.byref(path)) if client else -12
+print("path: %s" % path.value.decode() if fd >= 0 else "error: %s" % os.strerror(-fd))
+"""
+
+
+def running_kernel_build_id():
+    try:
+        with open(KERNEL_NOTES, "rb") as f:
+            found = elf.note_build_id(f.read())
+    except OSError as exc:
+        raise CheckFailed("%s: %s" % (KERNEL_NOTES, exc.strerror or exc))
+    if not found:
+        raise CheckFailed("%s has no build-id: the kernel's debug info cannot be matched to it" % KERNEL_NOTES)
+    return found
+
+
+def check_kernel_debuginfo(ctx):
+    """The running kernel's DWARF: doctor's vmlinux, which must be this
+    build (same build-id), or debuginfod's answer for its build-id."""
+    wanted = running_kernel_build_id()
+    vmlinux = (ctx.facts.get("debuginfo") or {}).get("vmlinux")
+    if vmlinux:
+        how = vmlinux
+    elif os.environ.get("DEBUGINFOD_URLS", "").strip():
+        answer = run([sys.executable, "-c", DEBUGINFOD_FETCH, wanted], timeout=ctx.deadline).strip()
+        if not answer.startswith("path: "):
+            raise CheckFailed("debuginfod has no debug info for the running kernel (build-id %s): %s"
+                              % (wanted, _tail(answer).replace("error: ", "", 1)))
+        vmlinux, how = answer[len("path: "):], "debuginfod (%s)" % os.environ["DEBUGINFOD_URLS"].strip()
+    else:
+        raise CheckFailed("no kernel debug info: no vmlinux with DWARF where doctor looked, and DEBUGINFOD_URLS "
+                          "is not set")
+    if not elf.has_section(vmlinux, (".debug_info", ".zdebug_info")):
+        raise CheckFailed("%s has no DWARF (.debug_info)" % vmlinux)
+    try:
+        found = elf.build_id(vmlinux)
+    except (OSError, ValueError) as exc:
+        raise CheckFailed("%s: %s" % (vmlinux, exc))
+    if found != wanted:
+        raise CheckFailed("%s is another kernel build's debug info (build-id %s; the running kernel's is %s)"
+                          % (vmlinux, found or "none", wanted))
+    return "DWARF of the running kernel (build-id %s) from %s" % (wanted, how), [vmlinux]
+
+
+# The open path's argument the debug-info checks read by name: do_sys_openat2(dfd,
+# filename, how) and do_sys_open(dfd, filename, flags, mode) both have it.
+OPEN_FILENAME = "filename"
+
+
+def check_perf_probe_kernel_debuginfo(ctx):
+    """perf probe reads the kernel's DWARF: the open path's source lines (-L),
+    its variables (-V), and a probe that fetches ``filename`` by name."""
+    perf = ctx.tool("perf")
+    fn = kernel_open_function()
+    source = perf_probe_source_lines(run([perf, "probe", "-L", fn], timeout=ctx.deadline, check=False), fn)
+    listed = run([perf, "probe", "-V", fn], timeout=ctx.deadline, check=False)
+    try:
+        variables = outputs.parse_perf_probe_vars(listed, fn)
+    except ValueError:
+        raise CheckFailed("perf probe -V %s listed no variables: %s" % (fn, _tail(listed)))
+    if OPEN_FILENAME not in variables.names:
+        raise CheckFailed("perf probe -V %s lists no variable %r (saw %s)"
+                          % (fn, OPEN_FILENAME, ", ".join(variables.names) or "none"))
+    # A group of its own: should the function have inlined copies, perf adds
+    # an event for each, and GROUP:* records and deletes them all.
+    group = ctx.unique("pkd")
+    marker = ctx.marker()
+    data = os.path.join(ctx.workdir, group + ".data")
+    recording = perf_probe_record(perf, ["-a", "%s:open=%s %s=%s:string" % (group, fn, OPEN_FILENAME, OPEN_FILENAME)],
+                                  group + ":*", ["/bin/cat", marker], data, timeout=ctx.deadline)
+    hits = outputs.parse_probe_hits(recording.script, group)
+    ours = [h for h in hits if h.fields.get(OPEN_FILENAME) == marker]
+    if not ours:
+        seen = sorted({h.fields.get(OPEN_FILENAME, "?") for h in hits})[:3]
+        raise CheckFailed("perf probe %s %s:string recorded no open of %s (%d hits%s)"
+                          % (fn, OPEN_FILENAME, marker, len(hits), ": " + ", ".join(seen) if seen else ""))
+    return ("perf probe with %s's debug info: %s; variables %s; %s=%s decoded"
+            % (fn, source, ", ".join(variables.names), OPEN_FILENAME, marker), [ours[0].line])
+
+
+def perf_probe_source_lines(out, fn):
+    """What ``perf probe -L`` showed, in words.  The debug-symbol packages
+    carry no source files: perf then finds the function's lines in the DWARF
+    but cannot print them, which is said, not failed (DWARF is what the
+    check proves; source lines need the kernel's source tree)."""
+    if outputs.perf_probe_source_missing(out):
+        return "source lines not shown (perf probe -L: the kernel's source files are not on this host)"
+    try:
+        source = outputs.parse_perf_probe_lines(out, fn)
+    except ValueError:
+        raise CheckFailed("perf probe -L %s showed no source lines: %s" % (fn, _tail(out)))
+    if not source.probeable:
+        raise CheckFailed("perf probe -L %s shows no line it can probe: %s" % (fn, _tail(out)))
+    return "%d source lines of %s, %d probe-able" % (len(source.lines), source.path, len(source.probeable))
+
+
 # -- trace-cmd -----------------------------------------------------------------------
 def check_trace_cmd(ctx):
     trace_cmd = ctx.tool("trace-cmd")
@@ -1220,6 +1334,26 @@ def judge_dropwatch(out, sent, port):
             ["%d packets dropped at %s" % (n, loc) for n, loc in ours[:3]])
 
 
+# A kernel.function probe with a DWARF $variable: only debug info can name it.
+STAP_KERNEL_FUNCTION = """probe kernel.function("%s") {
+  if (pid() == target()) printf("%%s\\n", user_string2($%s, "<fault>"))
+}"""
+
+
+def check_systemtap_kernel_debuginfo(ctx):
+    """stap resolves the open path's $filename from the kernel's DWARF and
+    prints the path our cat opens (systemtap's module runtime)."""
+    stap = ctx.tool("stap")
+    fn = kernel_open_function()
+    marker = ctx.marker()
+    out = run([stap, "-e", STAP_KERNEL_FUNCTION % (fn, OPEN_FILENAME), "-c", "/bin/cat " + marker],
+              timeout=ctx.deadline)
+    if not outputs.parse_printed_lines(out, marker):
+        raise CheckFailed("stap kernel.function(\"%s\") printed no $%s %s: %s"
+                          % (fn, OPEN_FILENAME, marker, _tail(out)))
+    return "stap kernel.function(\"%s\"): $%s = %s" % (fn, OPEN_FILENAME, marker), [marker]
+
+
 def _sysdig(ctx, extra):
     sysdig = ctx.tool("sysdig")
     marker = ctx.marker()
@@ -1358,6 +1492,13 @@ CHECKS = (
           check_perf_probe_kernel, timeout=150),
     Check("perf.probe.user", "perf probe -x tk_work with its argument",
           check_perf_probe_user, timeout=150),
+    # A debuginfod download of the kernel's debug info is about 1 GB.
+    Check("kernel.debuginfo", "the running kernel's DWARF, matched by build-id", check_kernel_debuginfo,
+          timeout=600),
+    # Kernel debug info: perf probe reads the DWARF vmlinux (about 1 GB) three
+    # times (-L, -V, -a), then records; with debuginfod the first fetches it.
+    Check("perf.probe.kernel.debuginfo", "perf probe -L/-V and a probe with the open path's filename variable",
+          check_perf_probe_kernel_debuginfo, method="kernel.debuginfo", also=("perf.probe.kernel",), timeout=300),
     # trace-cmd list, record (120 s) and report (120 s).
     Check("trace-cmd", "trace-cmd record/report of the open path", check_trace_cmd, timeout=270),
     Check("trace-cmd.function_graph", "trace-cmd function_graph of the open path (global tracer, if idle)",
@@ -1378,6 +1519,9 @@ CHECKS = (
     # verdict decides whether it runs.  It builds a module too.
     Check("systemtap.dropwatch", "dropwatch.stp-style drop monitor sees our loopback drops",
           check_systemtap_dropwatch, method="systemtap.module", timeout=1800),
+    # A module build too (systemtap.module), on a kernel.function probe with a $variable.
+    Check("systemtap.kernel.debuginfo", "stap kernel.function with the open path's $filename",
+          check_systemtap_kernel_debuginfo, method="kernel.debuginfo", also=("systemtap.module",), timeout=1800),
     Check("sysdig.kmod", "sysdig captures our opens (kernel module)", check_sysdig_kmod),
     Check("sysdig.modern-ebpf", "sysdig captures our opens (modern eBPF)",
           check_sysdig_modern),

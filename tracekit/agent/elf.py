@@ -105,3 +105,36 @@ def symbol_file_offset(path, symbol):
             if typ == PT_LOAD and vaddr <= value < vaddr + filesz:
                 return value - vaddr + off
         raise LookupError("%s: symbol %s is in no loadable segment" % (path, symbol))
+
+
+SHT_NOTE, NT_GNU_BUILD_ID = 7, 3
+
+
+def note_build_id(data, endian="<"):
+    """The GNU build-id (hex) in a block of ELF notes (a SHT_NOTE section,
+    or /sys/kernel/notes), or None."""
+    offset = 0
+    while offset + 12 <= len(data):
+        namesz, descsz, typ = struct.unpack_from(endian + "III", data, offset)
+        name_start = offset + 12
+        desc_start = name_start + (namesz + 3) // 4 * 4
+        end = desc_start + (descsz + 3) // 4 * 4
+        if desc_start + descsz > len(data):
+            return None
+        if typ == NT_GNU_BUILD_ID and data[name_start:name_start + namesz].rstrip(b"\0") == b"GNU":
+            return data[desc_start:desc_start + descsz].hex()
+        offset = end
+    return None
+
+
+def build_id(path):
+    """The GNU build-id (hex) of an ELF file, from its note sections; None
+    when it has none."""
+    with open(path, "rb") as f:
+        elf = _Elf(f)
+        for _, typ, off, size, _, _ in elf.sections():
+            if typ == SHT_NOTE and size:
+                found = note_build_id(elf.read(off, size), elf.e)
+                if found:
+                    return found
+    return None

@@ -399,3 +399,103 @@ def parse_kallsyms_function(text, candidates):
         if len(parts) >= 3 and parts[2] in candidates:
             names.add(parts[2])
     return next((name for name in candidates if name in names), None)
+
+
+# -- perf probe -L / -V (kernel debug info) -----------------------------------------------
+@dataclass
+class SourceLines:
+    """What ``perf probe -L FUNCTION`` showed: the source file it read and its
+    lines, each (line number, text); the number is relative to the
+    function's first line, and None on a line with no probe point."""
+    function: str
+    path: str
+    lines: List[tuple]
+
+    @property
+    def probeable(self):
+        return [n for n, _ in self.lines if n is not None]
+
+
+# "<vfs_read@/home/mhiramat/ksrc/linux/fs/read_write.c:0>", or "<vfs_read@...>"
+_LINE_RANGE = re.compile(r"^\s*<([^@<>]+)@(.*?)(?::(\d+))?>\s*$")
+# "      0  int icmp_rcv(...)": perf prints "%7d  %s" where it can probe, 9 blanks otherwise.
+_NUMBERED_LINE = re.compile(r"^\s*(\d+)  (.*)$")
+# What perf prints when it has the DWARF but not the source file it names.
+PERF_NO_SOURCE = "Failed to find source file path"
+
+
+def parse_perf_probe_lines(text, function):
+    """``perf probe -L FUNCTION`` output: a SourceLines.  ValueError when
+    there is no ``<FUNCTION@FILE:N>`` header (perf found no line range)."""
+    lines = (text or "").splitlines()
+    for i, line in enumerate(lines):
+        header = _LINE_RANGE.match(line)
+        if header and header.group(1) == function:
+            break
+    else:
+        raise ValueError("perf probe -L printed no <%s@FILE> header: %s" % (function, _first_line(text)))
+    source = []
+    for line in lines[i + 1:]:
+        numbered = _NUMBERED_LINE.match(line)
+        if numbered:
+            source.append((int(numbered.group(1)), numbered.group(2).rstrip()))
+        elif line.strip():
+            source.append((None, line.strip()))
+    return SourceLines(function=function, path=header.group(2), lines=source)
+
+
+def perf_probe_source_missing(text):
+    """Whether ``perf probe -L`` stopped because the source file is not here
+    (it had found the function's lines in the debug info)."""
+    return PERF_NO_SOURCE in (text or "")
+
+
+@dataclass
+class VariableList:
+    """What ``perf probe -V FUNCTION`` listed: per probe location
+    (``vfs_read+0``) the variables in scope there, each (type, name)."""
+    function: str
+    locations: Dict[str, List[tuple]]
+
+    @property
+    def names(self):
+        return sorted({name for variables in self.locations.values() for _, name in variables})
+
+
+_VARIABLES_AT = re.compile(r"^\s*Available variables at (\S+)\s*$")
+_LOCATION = re.compile(r"^\s*@<([^>]+)>\s*$")
+
+
+def parse_perf_probe_vars(text, function):
+    """``perf probe -V FUNCTION`` output: a VariableList (a variable's name
+    is the last word of its line, its type the words before: ``char*``,
+    ``struct file*``, ``(unknown_type)``).  ValueError when perf listed no
+    variables of ``function`` at all."""
+    locations, location, found = {}, None, False
+    for line in (text or "").splitlines():
+        heading = _VARIABLES_AT.match(line)
+        if heading:
+            # "vfs_read" or "vfs_read:18" (a line of it)
+            found = heading.group(1).split(":")[0] == function
+            location = None
+            continue
+        if not found:
+            continue
+        at = _LOCATION.match(line)
+        if at:
+            location = at.group(1)
+            locations.setdefault(location, [])
+            continue
+        words = line.split()
+        # "(No matched variables)" is perf's word for none at a location.
+        if location is not None and len(words) >= 2 and not line.lstrip().startswith("(No "):
+            locations[location].append((" ".join(words[:-1]), words[-1]))
+    if not found:
+        raise ValueError("perf probe -V printed no 'Available variables at %s': %s" % (function, _first_line(text)))
+    return VariableList(function=function, locations=locations)
+
+
+def parse_printed_lines(text, value):
+    """The lines of a tool's output that are exactly ``value`` (surrounding
+    blanks aside): e.g. the paths a stap script printed, one a line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip() == value]
