@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from tracekit import remote
-from tracekit.doctor import COMPONENTS
+from tracekit.doctor import COMPONENTS, OPT_IN
 from tracekit.errors import TracekitError, UsageError
 from tracekit.paths import provision_dir
 
@@ -29,9 +29,6 @@ LOCAL_INVENTORY = {"all": {"hosts": {"localhost": {
     "ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}}
 
 
-# Components installed only on request (the kernel's debug symbols are
-# about 1 GB).
-OPT_IN = ("dbgsym",)
 # What a component cannot work without; selecting it selects these too.
 NEEDS = {"dbgsym": ("ddebs",), "bcc": ("headers",), "systemtap": ("headers",)}
 # Components that only configure apt or mounts; the rest install packages,

@@ -391,7 +391,7 @@ def test_libbpf_tools_execsnoop_under_its_suffixed_name(tmp_path):
 
 
 # -- bpftrace running into a limit of the host ----------------------------------------------------------
-CAPTURED = os.path.join(os.path.dirname(__file__), "..", "data", "captured")
+CAPTURED_ROOT = os.path.join(os.path.dirname(__file__), "..", "data", "captured")
 
 
 def replaying_bpftrace(directory, capture_dir, capture):
@@ -401,7 +401,7 @@ def replaying_bpftrace(directory, capture_dir, capture):
     return script(directory / "bpftrace", """\
         cat '%s'
         exit 1
-        """ % os.path.join(CAPTURED, capture_dir, capture))
+        """ % os.path.join(CAPTURED_ROOT, capture_dir, capture))
 
 
 @pytest.mark.parametrize("check_id, capture, seen", [

@@ -31,8 +31,10 @@ import time
 import pytest
 
 from tests.unit.fakehost import elf
-from tests.unit.test_check_failures import CAPTURED, context, script, tool_facts
+from tests.unit.test_check_failures import context, script, tool_facts
 from tracekit.agent import checks, verify
+
+CAPTURED = os.path.join(os.path.dirname(__file__), "..", "data", "captured", "perf.probe.kernel.debuginfo")
 
 
 def stand_in_perf(directory, lines, variables, calls):

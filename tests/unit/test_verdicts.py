@@ -827,3 +827,30 @@ def test_bpftrace_whose_info_is_unknown_is_judged_as_before(facts):
     # No --info output (it failed, or an old bpftrace): no guess either way.
     change(facts, {"tools.bpftrace.info": None, "headers": {"build_dir": None, "kheaders": False}})
     assert verdict(facts, "bpftrace.tracepoint").status == doctor.READY
+
+
+# -- debuginfod configured for sessions, and opt-in fixes ----------------------------------
+def test_debuginfod_in_etc_environment_counts_on_the_running_host(tmp_path):
+    """Right after `tracekit setup` the shell that ran it lacks DEBUGINFOD_URLS, but
+    sudo and ssh sessions get it from /etc/environment (and verify passes it on)."""
+    host = FakeHost.distro(tmp_path, "debian-bookworm")
+    host.write("etc/debuginfod/debian.urls", "https://debuginfod.example\n")
+    result = agent_facts.collect(str(host))
+    result["live"] = True  # as on the running host, whose own environment lacks the variable
+    assert verdict(result, "kernel.debuginfo").remedy == "tracekit setup ddebs"
+    host.write("etc/environment", 'LANG=C\n# BEGIN tracekit\nDEBUGINFOD_URLS="https://debuginfod.example"\n'
+                                  '# END tracekit\n')
+    result = agent_facts.collect(str(host))
+    result["live"] = True
+    assert result["debuginfod"]["sources"][0] == "/etc/environment"
+    assert verdict(result, "kernel.debuginfo").status == doctor.READY
+
+
+def test_what_only_an_opt_in_component_fixes_does_not_fail_the_exit_code(tmp_path):
+    host = FakeHost.distro(tmp_path, "ubuntu-noble")
+    report = doctor.evaluate(agent_facts.collect(str(host)))
+    missing = [v for v in report.verdicts if v.status == doctor.MISSING]
+    assert [(v.id, v.component) for v in missing if v.id == "kernel.debuginfo"] == [("kernel.debuginfo", "dbgsym")]
+    others = [v.id for v in missing if v.component not in doctor.OPT_IN]
+    assert report.exit_code == (1 if others else 0), others
+    assert doctor.evaluate(agent_facts.collect(str(host)), ["kernel.debuginfo"]).exit_code == 1

@@ -1,5 +1,7 @@
 """Which tracing state a verify run answers for, on a kernel other runs share."""
 
+import os
+
 
 def test_other_tracekit_runs_in_flight_are_not_this_runs_state_change():
     from tracekit.agent import checks
@@ -42,3 +44,16 @@ def test_runs_in_flight_by_their_tokens():
     # Only that run's probe goes; the other run's instance and everything else stays.
     assert trimmed["uprobe_events"] == "p:probe_t/x /t:0x1"
     assert trimmed["instances"] == ["tk_inst_0123abcd_1", "user_inst"] and trimmed["tracing_on"] == "1"
+
+
+def test_session_debuginfod_is_passed_to_the_tools_and_taken_back(monkeypatch):
+    from tracekit.agent import verify as agent_verify
+    monkeypatch.delenv("DEBUGINFOD_URLS", raising=False)
+    facts = {"debuginfod": {"urls": ["https://d.example"], "sources": ["/etc/environment"]}}
+    restore = agent_verify.session_debuginfod(facts)
+    assert os.environ["DEBUGINFOD_URLS"] == "https://d.example"
+    restore()
+    assert "DEBUGINFOD_URLS" not in os.environ
+    # Only files that sessions do not read: nothing is set.
+    agent_verify.session_debuginfod({"debuginfod": {"urls": ["u"], "sources": ["/etc/debuginfod/x.urls"]}})()
+    assert "DEBUGINFOD_URLS" not in os.environ

@@ -301,6 +301,13 @@ class _Host:
         if env.strip():
             urls += env.split()
             sources.append("DEBUGINFOD_URLS")
+        # What sudo and ssh sessions (pam_env) get: tracekit's ddebs role writes
+        # DEBUGINFOD_URLS there; a process started before it lacks the variable.
+        for line in (self.read("etc/environment") or "").splitlines():
+            name, _, value = line.strip().partition("=")
+            if name == "DEBUGINFOD_URLS" and value.strip().strip("\"'").strip():
+                urls += [u for u in value.strip().strip("\"'").split() if u not in urls]
+                sources.append("/etc/environment")
         for path in sorted(glob.glob(self.path("etc/debuginfod/*.urls"))):
             text = self.read(os.path.relpath(path, self.root)) or ""
             found = [u for line in text.splitlines() for u in line.split("#", 1)[0].split()]

@@ -6,6 +6,7 @@ Standard library only: the same code runs here and, shipped by Ansible as
 tracekit's zip application, on every host of an inventory."""
 
 import contextlib
+import os
 import re
 import signal
 import time
@@ -83,6 +84,7 @@ def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_re
     stops the suite between or inside checks; what was created is removed
     either way, and ``interrupted`` says so."""
     tracefs = (facts.get("tracefs") or {}).get("path") or "/sys/kernel/tracing"
+    restore_env = session_debuginfod(facts)
     before = checks.snapshot_tracing_state(tracefs)
     ctx = checks.Context(facts, timeout_scale=timeout_scale, artifacts=artifacts)
     results, interrupted = [], False
@@ -99,10 +101,23 @@ def run_suite(facts, verdicts, only=(), timeout_scale=1.0, artifacts=None, on_re
         interrupted = True
     finally:
         ctx.close()
+        restore_env()
     after = checks.snapshot_tracing_state(tracefs)
     before, after = (checks.without_other_runs(s, ctx.token) for s in (before, after))
     return {"results": [r.to_dict() for r in results], "interrupted": interrupted,
             "state_changed": state_changes(before, after)}
+
+
+def session_debuginfod(facts):
+    """Give the checks' tools the DEBUGINFOD_URLS a sudo or ssh session gets
+    from /etc/environment (where setup's ddebs role puts it) when this process
+    started without it, e.g. right after `tracekit setup` in the same shell, as
+    doctor's verdict assumes. Returns the function that undoes it."""
+    debuginfod = facts.get("debuginfod") or {}
+    if os.environ.get("DEBUGINFOD_URLS", "").strip() or "/etc/environment" not in (debuginfod.get("sources") or []):
+        return lambda: None
+    os.environ["DEBUGINFOD_URLS"] = " ".join(debuginfod.get("urls") or [])
+    return lambda: os.environ.pop("DEBUGINFOD_URLS", None)
 
 
 # buffer_size_kb before any tracer ran on the global instance: the kernel has not
