@@ -421,14 +421,56 @@ def need_stap_bpf_runtime(facts):
     return Block(UNAVAILABLE, "this systemtap was built without its BPF runtime", "install a systemtap built with BPF")
 
 
+# The first sysdig release with the modern eBPF probe.
+SYSDIG_MODERN_FROM = (0, 31)
+
+
+def _sysdig_capture(facts):
+    """(the sysdig role's record of its modern eBPF capture, made with the
+    sysdig installed now, or None; the repository the role installed from)."""
+    entry = ((facts.get("setup") or {}).get("components") or {}).get("sysdig") or {}
+    capture = entry.get("modern_ebpf_capture") or {}
+    installed = _tool(facts, "sysdig").get("version")
+    return (capture if installed and capture.get("sysdig") == installed else None), entry.get("repository")
+
+
+def _sysdig_remedy(facts, command, by_hand):
+    """``command`` where `tracekit setup` runs, else what to do by hand."""
+    return by_hand if releases.unsupported(_distro(facts)) else command
+
+
 def need_sysdig_modern(facts):
+    """Ready only on the word of a capture: the role tries one and records
+    what sysdig said; --help alone cannot tell (Ubuntu 26.04's 0.40.0+repack
+    offers --modern-bpf without the probe)."""
     sysdig = _tool(facts, "sysdig")
-    drivers = sysdig.get("drivers") or {}
-    if not sysdig.get("found") or drivers.get("modern_ebpf"):
+    if not sysdig.get("found"):
         return None  # need_sysdig reports a missing sysdig
-    return Block(MISSING, "sysdig %s has no modern eBPF probe (no --modern-bpf option: older than 0.31, "
-                 "or built without it)" % sysdig.get("version"),
-                 "tracekit setup sysdig --var %s" % SYSDIG_VENDOR, "sysdig", (SYSDIG_VENDOR,))
+    shown = "sysdig %s" % sysdig["version"] if sysdig.get("version") else "this sysdig"
+    capture, repository = _sysdig_capture(facts)
+    # The vendor's packages are built with the probe (BUILD_SYSDIG_MODERN_BPF=ON).
+    vendor = _sysdig_remedy(facts, None if repository == "vendor" else "tracekit setup sysdig --var " + SYSDIG_VENDOR,
+                            "install a sysdig built with the modern eBPF probe (Sysdig's own packages are)")
+    if capture and capture.get("result") == "captured":
+        return None
+    if capture and capture.get("result") == "not_built":
+        return Block(UNAVAILABLE, "%s is built without the modern eBPF probe (its capture says: %s)"
+                     % (shown, capture.get("says")), vendor or "install a sysdig built with the modern eBPF probe")
+    kernel = (facts.get("kernel") or {}).get("release")
+    if capture and capture.get("result") == "failed" and capture.get("kernel") == kernel:
+        return Block(UNAVAILABLE, "the modern eBPF probe of %s does not capture on kernel %s (its capture says: %s)"
+                     % (shown, kernel, capture.get("says")))
+    version = _version_tuple(sysdig.get("version"))
+    if version is not None and version < SYSDIG_MODERN_FROM:
+        return Block(UNAVAILABLE, "%s has no modern eBPF probe (older than 0.31, the first release with it)" % shown,
+                     vendor)
+    if not (sysdig.get("drivers") or {}).get("modern_bpf_option"):
+        return Block(UNAVAILABLE, "%s is built without the modern eBPF probe (it has no --modern-bpf option)" % shown,
+                     vendor)
+    # `tracekit setup sysdig` tries the capture and records its answer.
+    return Block(UNKNOWN, "%s offers --modern-bpf, but only a capture shows whether its build has the probe "
+                 "(none recorded for this sysdig and kernel)" % shown,
+                 _sysdig_remedy(facts, "tracekit setup sysdig", "run `sysdig --modern-bpf -M 1 -n 1` as root"))
 
 
 def need_sysdig_kmod(facts):

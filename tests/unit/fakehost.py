@@ -339,6 +339,16 @@ class FakeHost:
         if kmod:
             self.write("lib/modules/%s/updates/dkms/scap.ko.zst" % self.release, b"\x28\xb5\x2f\xfd")
 
+    def sysdig_setup(self, version="0.36.0", result="captured", says="an event", repository="vendor", kernel=None,
+                     driver=None):
+        """What the sysdig role records after its modern eBPF capture attempt
+        (tasks/main.yml): sysdig's own version, the kernel, and its answer."""
+        capture = {"sysdig": version, "kernel": kernel or self.release, "result": result, "says": says}
+        self.local_facts("sysdig", {
+            "component": "sysdig", "repository": repository, "packages": ["sysdig"], "version": version,
+            "driver": driver or ("modern_ebpf" if result == "captured" else "kmod"), "reason": "",
+            "unavailable": None, "modern_ebpf_capture": capture})
+
     def gcc(self):
         self.tool("gcc", "gcc (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0\n"
                   "Copyright (C) 2023 Free Software Foundation, Inc.\n")
@@ -374,6 +384,8 @@ def full_host(root, distro="ubuntu-noble"):
     for install in (host.perf, host.bpftrace, host.trace_cmd, host.stap, host.gcc, host.bcc, host.libbpf_tools):
         install()
     host.sysdig(kmod=True)
+    # The vendor's sysdig, whose capture worked when tracekit set it up.
+    host.sysdig_setup()
     return host
 
 

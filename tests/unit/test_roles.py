@@ -183,6 +183,145 @@ def test_sysdig_from_the_vendor_is_asked_for_by_its_version(tmp_path, repository
     assert [r["_tracekit_sysdig_packages"] for r in results if "_tracekit_sysdig_packages" in r] == [packages]
 
 
+def stand_in_sysdig(directory, version_line, capture):
+    """A stand-in for a sysdig build this machine cannot install (Ubuntu's
+    need their own release's libraries; no build with the modern probe is
+    installable here at all): it prints what that build printed (recorded in
+    tests/unit/test_sysdig_notice.py) and logs each capture it is asked for."""
+    from tests.unit.test_sysdig_notice import CAPTURED  # noqa: F401 (where the recordings live)
+
+    rc, stdout, stderr = capture
+    log = directory / "captures.log"
+    (directory / "capture.out").write_text(stdout)
+    (directory / "capture.err").write_text(stderr)
+    script = directory / "sysdig"
+    # rc 124: a capture that never ends (exec: timeout's signal reaches it).
+    script.write_text("#!/bin/sh\n"
+                      "if [ \"$1\" = --version ]; then echo '%s'; exit 0; fi\n"
+                      "echo \"$*\" >> %s\n%s"
+                      "cat %s; cat %s >&2; exit %d\n"
+                      % (version_line, log, "exec sleep 30\n" if rc == 124 else "", directory / "capture.out",
+                         directory / "capture.err", rc))
+    script.chmod(0o755)
+    return script, log
+
+
+def _sysdig_with(tmp_path, apt_version, version_line, capture, check=False, **variables):
+    """The role with sysdig ``apt_version`` in the apt sources, "installed"
+    as a stand-in, on a kernel with BTF and no loadable modules: modern eBPF
+    is its only driver, so a capture that fails leaves none (nothing to install)."""
+    script, log = stand_in_sysdig(tmp_path, version_line, capture)
+    show = "Package: sysdig\nVersion: %s\n" % apt_version
+    from tests.lib.localplay import run_tasks
+
+    candidates = ["sysdig", "falcosecurity-scap-dkms", "linux-headers-6.12.38+deb13-amd64"]
+    rc, results = run_tasks(tmp_path, [
+        {"ansible.builtin.include_role": {"name": "sysdig", "tasks_from": "resolve"}},
+        {"ansible.builtin.include_role": {"name": "sysdig"}}],
+        {"_tracekit_sysdig_candidates": candidates, "_tracekit_apt_asked": candidates, "_tracekit_apt_show": show,
+         "__tracekit_sysdig_kernel_has": {"files": [{"path": "/sys/kernel/btf/vmlinux"}]},
+         "_tracekit_packages_installed": ["sysdig"], "_tracekit_platform_checked": True,
+         "_tracekit_platform_name": "Ubuntu 26.04", "_tracekit_platform_unpackaged": [],
+         "tracekit_sysdig_kernel": "7.0.0-10-generic", "ansible_kernel": "7.0.0-10-generic",
+         "tracekit_sysdig_facts_dir": str(tmp_path / "facts"), "ansible_architecture": "x86_64",
+         "ansible_distribution": "Ubuntu", "_tracekit_sysdig_binary": str(script), **variables}, check=check)
+    fact = tmp_path / "facts/tracekit_sysdig.fact"
+    captures = log.read_text().splitlines() if log.exists() else []
+    return rc, results, (__import__("json").loads(fact.read_text()) if fact.exists() else None), captures
+
+
+def _notices(results):
+    return [r["msg"] for r in results if r["task"].startswith("Notice |") and not r["skipped"]]
+
+
+@pytest.fixture(scope="module")
+def ubuntu_2604_run(tmp_path_factory):
+    """Ubuntu 26.04's sysdig 0.40.0+repack: it offers --modern-bpf, and its
+    capture says the build has no such engine."""
+    from tests.unit.test_sysdig_notice import UBUNTU_2604
+
+    return _sysdig_with(tmp_path_factory.mktemp("resolute"), "0.40.0+repack-3", "sysdig version 0.40.0+repack",
+                        UBUNTU_2604)
+
+
+def test_sysdig_built_without_the_modern_probe_falls_back_on_its_capture(ubuntu_2604_run):
+    rc, results, fact, captures = ubuntu_2604_run
+    assert rc == 0, [r for r in results if r["failed"]]
+    assert captures == ["--modern-bpf -M 1 -n 1"]
+    assert fact["modern_ebpf_capture"] == {"sysdig": "0.40.0", "kernel": "7.0.0-10-generic", "result": "not_built",
+                                           "says": "MODERN_BPF engine is not supported in this build"}
+    assert fact["driver"] == "none"
+    assert _notices(results) == [fact["reason"]] == [
+        "sysdig has no capture driver here (none): sysdig 0.40.0 is built without the modern eBPF probe (its capture "
+        "says: MODERN_BPF engine is not supported in this build), and the kernel module needs loadable modules (the "
+        "kernel has none), headers for 7.0.0-10-generic (none installed or in the apt sources), "
+        "falcosecurity-scap-dkms (not in the apt sources)."]
+    attempt = next(r for r in results if r["task"] == "Try a one-event capture with the modern eBPF probe")
+    assert attempt["changed"] is False and not attempt["failed"]
+
+
+def test_sysdig_whose_capture_works_keeps_modern_ebpf(tmp_path):
+    from tests.unit.test_sysdig_notice import CAPTURED
+
+    rc, results, fact, captures = _sysdig_with(tmp_path, "0.40.1", "sysdig version 0.40.1", CAPTURED)
+    assert rc == 0, [r for r in results if r["failed"]]
+    assert captures == ["--modern-bpf -M 1 -n 1"] and fact["driver"] == "modern_ebpf"
+    assert fact["modern_ebpf_capture"] == {"sysdig": "0.40.1", "kernel": "7.0.0-10-generic", "result": "captured",
+                                           "says": "an event"}
+
+
+def test_sysdig_modern_ebpf_asked_for_fails_on_a_build_without_it(tmp_path):
+    from tests.unit.test_sysdig_notice import UBUNTU_2604
+
+    rc, results, fact, _ = _sysdig_with(tmp_path, "0.40.0+repack-3", "sysdig version 0.40.0+repack", UBUNTU_2604,
+                                        tracekit_sysdig_driver="modern_ebpf")
+    assert rc != 0 and fact is None
+    assert [r["msg"] for r in results if r["failed"]] == [
+        "sysdig role: driver modern_ebpf needs a sysdig built with the modern eBPF probe; sysdig 0.40.0's capture "
+        "says: MODERN_BPF engine is not supported in this build"]
+
+
+def test_sysdig_reuses_the_recorded_capture_for_the_same_sysdig_and_kernel(tmp_path, ubuntu_2604_run):
+    """A converged run (check mode, the record read back as Ansible's local
+    facts) captures nothing again and rewrites nothing; another kernel does
+    capture again. The stand-in would now answer otherwise: the decision
+    shows which answer was used."""
+    from tests.unit.test_sysdig_notice import CAPTURED
+
+    fact = ubuntu_2604_run[2]
+    assert fact["modern_ebpf_capture"]["result"] == "not_built"
+
+    def again(directory, recorded):
+        directory.mkdir()
+        rc, results, written, captures = _sysdig_with(
+            directory, "0.40.0+repack-3", "sysdig version 0.40.0+repack", CAPTURED, check=True,
+            tracekit_sysdig_facts_dir="/etc/ansible/facts.d", ansible_local={"tracekit_sysdig": recorded})
+        assert rc == 0, [r for r in results if r["failed"]]
+        record = next(r for r in results if r["task"] == "Record what was set up (local fact for tracekit doctor)")
+        return captures, record, _notices(results)
+
+    captures, record, notices = again(tmp_path / "same", fact)
+    assert captures == [] and record["skipped"] and not record.get("changed")
+    assert notices == [fact["reason"]]
+
+    moved = dict(fact, modern_ebpf_capture=dict(fact["modern_ebpf_capture"], kernel="6.8.0-151-generic"))
+    captures, record, notices = again(tmp_path / "other-kernel", moved)
+    assert captures == ["--modern-bpf -M 1 -n 1"] and record["changed"]
+    assert notices == ["sysdig captures with its modern eBPF driver (modern_ebpf), which sysdig 0.40.0+repack on kernel "
+                       "7.0.0-10-generic with BTF supports."]
+
+
+def test_sysdig_older_than_the_probe_is_not_asked_to_capture(tmp_path):
+    """Debian 12's sysdig (this machine's candidate): 0.29.3 is older than
+    0.31, so no capture is tried and the decision is what it always was."""
+    from tests.unit.test_sysdig_notice import DEBIAN_12
+
+    rc, results, fact, captures = _sysdig_with(tmp_path, "0.29.3-1+b1", "sysdig version 0.29.3", DEBIAN_12)
+    assert rc == 0 and captures == []
+    assert fact["modern_ebpf_capture"] is None and fact["driver"] == "none"
+    assert "Modern eBPF cannot work: sysdig 0.29.3 is older than 0.31" in fact["reason"]
+
+
 def test_packages_asked_for_by_version_are_installed_only_when_dpkg_has_another(tmp_path):
     """dpkg-query on this machine (read only; check mode): a package at the
     version asked for needs no apt run, at another version it does."""

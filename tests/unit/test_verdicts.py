@@ -204,8 +204,10 @@ CASES = [
     ("memlock-unknown", {"process.memlock": None, "process.capabilities.CAP_SYS_RESOURCE": None},
      "systemtap.bpf", "unknown", "RLIMIT_MEMLOCK unknown", None),
     # sysdig
-    ("sysdig-0.29", {"tools.sysdig.version": "0.29.3", "tools.sysdig.drivers.modern_ebpf": False},
-     "sysdig.modern-ebpf", "missing", "sysdig 0.29.3 has no modern eBPF probe (no --modern-bpf option: older than 0.31, or built without it)", "sysdig"),
+    # Debian 12's, installed by hand (no record): older than the probe; the vendor's has it.
+    ("sysdig-0.29", {"tools.sysdig.version": "0.29.3", "tools.sysdig.drivers.modern_bpf_option": False, "setup": None},
+     "sysdig.modern-ebpf", "unavailable",
+     "sysdig 0.29.3 has no modern eBPF probe (older than 0.31, the first release with it)", None),
     ("old-kernel", {"kernel.release": "5.4.0-216-generic"},
      "sysdig.modern-ebpf", "unavailable", "kernel 5.4.0-216-generic is older than 5.8 (BPF ring buffer)", None),
     ("kernel-release-unknown", {"kernel.release": None},
@@ -696,15 +698,6 @@ def test_sysdig_the_role_recorded_as_unavailable(facts):
     assert (result.status, result.reason) == (doctor.UNAVAILABLE, recorded)
 
 
-def test_sysdig_without_modern_ebpf_names_the_whole_setup_command(facts):
-    change(facts, {"tools.sysdig.drivers.modern_ebpf": False})
-    assert verdict(facts, "sysdig.modern-ebpf").remedy == \
-        "tracekit setup sysdig --var tracekit_sysdig_repository=vendor"
-    # With another component to set up, the --var still comes last, once.
-    change(facts, {"btf.vmlinux": True, "tools.sysdig.found": True})
-    assert verdict(facts, "sysdig.modern-ebpf").component == "sysdig"
-
-
 def test_on_a_release_setup_refuses_nothing_is_missing(facts):
     """`missing` promises that `tracekit setup X` fixes it: on Ubuntu 18.04
     setup refuses the host, so what it would install is unavailable."""
@@ -854,3 +847,112 @@ def test_what_only_an_opt_in_component_fixes_does_not_fail_the_exit_code(tmp_pat
     others = [v.id for v in missing if v.component not in doctor.OPT_IN]
     assert report.exit_code == (1 if others else 0), others
     assert doctor.evaluate(agent_facts.collect(str(host)), ["kernel.debuginfo"]).exit_code == 1
+
+
+# -- sysdig's modern eBPF probe: judged by the capture the role recorded ------------------
+RESOLUTE = {"id": "ubuntu", "version_id": "26.04", "codename": "resolute", "name": "Ubuntu 26.04 LTS",
+            "like": ["debian"]}
+VENDOR_REMEDY = "tracekit setup sysdig --var tracekit_sysdig_repository=vendor"
+
+
+def sysdig_host(tmp_path, version, option, capture=None, repository="distribution"):
+    """full_host with the distribution's sysdig ``version`` (its --help
+    offering --modern-bpf or not) and the kernel module DKMS built, and what
+    the role recorded of its capture, (result, says) or None."""
+    host = full_host(tmp_path)
+    host.sysdig(version, kmod=True, modern_bpf=option)
+    (host.root / "etc/ansible/facts.d/tracekit_sysdig.fact").unlink()
+    if capture:
+        host.sysdig_setup(version, *capture, repository=repository)
+    facts = agent_facts.collect(str(host))
+    facts["kernel_probes"] = dict(PROBES_OK)
+    return facts
+
+
+def test_noble_default_install_passes_doctor(tmp_path):
+    """Ubuntu 24.04's sysdig 0.36.0+repack: no --modern-bpf, the kernel module
+    through DKMS. Nothing setup's defaults could fix is left: exit 0."""
+    facts = sysdig_host(tmp_path, "0.36.0", False, ("not_built", "sysdig: unrecognized option '--modern-bpf'"))
+    report = doctor.evaluate(facts)
+    verdicts = {v.id: v for v in report.verdicts}
+    assert verdicts["sysdig.kmod"].status == doctor.READY
+    modern = verdicts["sysdig.modern-ebpf"]
+    assert (modern.status, modern.reason, modern.remedy) == (
+        doctor.UNAVAILABLE, "sysdig 0.36.0 is built without the modern eBPF probe (its capture says: sysdig: "
+        "unrecognized option '--modern-bpf')", VENDOR_REMEDY)
+    assert [v.id for v in report.verdicts if v.status == doctor.MISSING] == [] and report.exit_code == 0
+
+
+def test_noble_sysdig_without_a_record_is_judged_by_its_options(tmp_path):
+    facts = sysdig_host(tmp_path, "0.36.0", False)
+    modern = verdict(facts, "sysdig.modern-ebpf")
+    assert (modern.status, modern.reason, modern.remedy) == (
+        doctor.UNAVAILABLE, "sysdig 0.36.0 is built without the modern eBPF probe (it has no --modern-bpf option)",
+        VENDOR_REMEDY)
+    assert doctor.evaluate(facts).exit_code == 0
+
+
+def test_resolute_sysdig_that_offers_the_option_without_the_probe(tmp_path):
+    facts = sysdig_host(tmp_path, "0.40.0", True, ("not_built", "MODERN_BPF engine is not supported in this build"))
+    change(facts, {"host.distro": RESOLUTE})
+    assert facts["tools"]["sysdig"]["drivers"]["modern_bpf_option"] is True
+    report = doctor.evaluate(facts)
+    modern = next(v for v in report.verdicts if v.id == "sysdig.modern-ebpf")
+    assert (modern.status, modern.reason, modern.remedy, modern.component) == (
+        doctor.UNAVAILABLE, "sysdig 0.40.0 is built without the modern eBPF probe (its capture says: MODERN_BPF "
+        "engine is not supported in this build)", VENDOR_REMEDY, None)
+    assert report.exit_code == 0
+
+
+def test_an_offered_option_with_no_capture_recorded_is_unknown(tmp_path):
+    """--help alone cannot tell (26.04's build offers the option): setup's
+    capture can, and setup with its defaults records it."""
+    facts = sysdig_host(tmp_path, "0.40.0", True)
+    modern = verdict(facts, "sysdig.modern-ebpf")
+    assert (modern.status, modern.remedy) == (doctor.UNKNOWN, "tracekit setup sysdig")
+    assert modern.reason == ("sysdig 0.40.0 offers --modern-bpf, but only a capture shows whether its build has the "
+                             "probe (none recorded for this sysdig and kernel)")
+    assert doctor.evaluate(facts).exit_code == 0
+    # A record of another sysdig says nothing about this one.
+    other = sysdig_host(tmp_path / "other", "0.40.0", True, ("captured", "an event"))
+    change(other, {"setup.components.sysdig.modern_ebpf_capture.sysdig": "0.39.0"})
+    assert verdict(other, "sysdig.modern-ebpf").status == doctor.UNKNOWN
+
+
+def test_a_capture_refused_on_this_kernel_is_unavailable(tmp_path):
+    says = "libpman: failed to load BPF object; Initialization issues during scap_init"
+    facts = sysdig_host(tmp_path, "0.40.1", True, ("failed", says), repository="vendor")
+    modern = verdict(facts, "sysdig.modern-ebpf")
+    assert (modern.status, modern.remedy) == (doctor.UNAVAILABLE, None)
+    assert modern.reason == ("the modern eBPF probe of sysdig 0.40.1 does not capture on kernel %s (its capture "
+                             "says: %s)" % (NOBLE, says))
+    # Refused on another kernel: this one is untried.
+    change(facts, {"setup.components.sysdig.modern_ebpf_capture.kernel": "6.8.0-50-generic"})
+    assert verdict(facts, "sysdig.modern-ebpf").status == doctor.UNKNOWN
+
+
+def test_a_capture_is_ready_only_where_the_kernel_can_too(tmp_path):
+    facts = sysdig_host(tmp_path, "0.40.1", True, ("captured", "an event"), repository="vendor")
+    assert verdict(facts, "sysdig.modern-ebpf").status == doctor.READY
+    change(facts, {"kernel_probes.bpf_prog_load": "EPERM (Operation not permitted)",
+                   "process.capabilities": {"CAP_SYS_ADMIN": False, "CAP_BPF": False, "CAP_PERFMON": False}})
+    refused = verdict(facts, "sysdig.modern-ebpf")
+    assert (refused.status, refused.reason) == (doctor.UNKNOWN, "loading BPF needs CAP_BPF and CAP_PERFMON (uid 0 "
+                                                                "lacks them)")
+    change(facts, {"kernel_probes.bpf_prog_load": "ok", "btf.vmlinux": False})
+    assert verdict(facts, "sysdig.modern-ebpf").reason == "no /sys/kernel/btf/vmlinux"
+
+
+def test_the_vendors_sysdig_without_the_probe_is_not_sent_to_the_vendor_again(tmp_path):
+    facts = sysdig_host(tmp_path, "0.40.1", True, ("not_built", "MODERN_BPF engine is not supported in this build"),
+                        repository="vendor")
+    modern = verdict(facts, "sysdig.modern-ebpf")
+    assert modern.status == doctor.UNAVAILABLE and "tracekit" not in modern.remedy
+
+
+def test_sysdig_remedies_on_a_release_setup_refuses_are_by_hand(tmp_path):
+    facts = sysdig_host(tmp_path, "0.40.0", True)
+    change(facts, {"host.distro": BIONIC})
+    assert "tracekit" not in verdict(facts, "sysdig.modern-ebpf").remedy
+    change(facts, {"tools.sysdig.drivers.modern_bpf_option": False})
+    assert "tracekit" not in verdict(facts, "sysdig.modern-ebpf").remedy

@@ -382,7 +382,7 @@ class _Host:
             # BTF (bpftrace 0.14 cannot read 6.x kernels'), probe types.
             "bpftrace-info": None,
             "stap": self._cmd("stap", "-V"),
-            # --help: its version, and whether this build has --modern-bpf.
+            # --help: its version, and whether this build offers --modern-bpf.
             "sysdig": self._cmd("sysdig", "--help"),
             "gcc": self._cmd("gcc", "--version"),
         }
@@ -421,9 +421,12 @@ class _Host:
         sysdig = tools["sysdig"]
         if sysdig["found"]:
             sysdig["drivers"] = {
-                # Upstream has it from 0.31; distribution builds may leave it out
-                # (Ubuntu's 0.36.0+repack has no --modern-bpf).
-                "modern_ebpf": "--modern-bpf" in (printed.get("sysdig") or ""),
+                # Upstream has the option from 0.31; distribution builds may
+                # leave it out (Ubuntu 24.04's 0.36.0+repack). Offering it is
+                # not having the probe (Ubuntu 26.04's 0.40.0+repack offers it,
+                # and its capture says "MODERN_BPF engine is not supported in
+                # this build"): what a capture said, the sysdig role records.
+                "modern_bpf_option": "--modern-bpf" in (printed.get("sysdig") or ""),
                 "kmod_built": bool(glob.glob(self.path("lib/modules/%s/**/scap.ko*" % release), recursive=True)),
                 "kmod_loaded": self.exists("sys/module/scap"),
             }
