@@ -4,6 +4,9 @@ The tier itself needs root and minutes per release; these run anywhere."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import pytest
 
 from tests.fresh import conftest as fresh
@@ -89,3 +92,25 @@ def test_the_closing_lines_are_install_sh_s():
     source = (fresh.REPO / "install.sh").read_text()
     for line in parse.CLOSING.values():
         assert f'say "{line.removeprefix("install.sh: ")}' in source, line
+
+
+def load_fleet():
+    spec = importlib.util.spec_from_file_location("tracekit_lab_fleet", fresh.FLEET)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_rootfs_with_more_packages_is_cached_apart_from_the_plain_one():
+    fleet = load_fleet()
+    plain, with_sudo = fleet.rootfs_path("noble"), fleet.rootfs_path("noble", extra=("sudo",))
+    assert plain != with_sudo and with_sudo.name.startswith("noble-")
+    assert fleet.package_list("sudo,sudo-rs") == ("sudo", "sudo-rs")
+
+
+def test_fleet_refuses_an_include_that_is_no_package_list(capsys):
+    with pytest.raises(SystemExit) as exited:
+        load_fleet().main(["rootfs", "noble", "--include", "sudo;rm"])
+    assert exited.value.code == 2
+    assert "not a list of package names: 'sudo;rm'" in capsys.readouterr().err
