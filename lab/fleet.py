@@ -8,6 +8,7 @@ mirrors as this machine and Ansible reaches them over loopback SSH.
 
     lab/fleet.py rootfs bookworm            # build once, cached
     lab/fleet.py up --state DIR bookworm1=bookworm noble1=noble
+    lab/fleet.py up --state DIR --include sudo noble1=noble   # a rootfs with sudo too
     lab/fleet.py status --state DIR
     lab/fleet.py down --state DIR [--host noble1]
 
@@ -22,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -543,7 +545,10 @@ def write_inventory(state: State, hosts: dict[str, Host]) -> None:
     atomic_write(state.inventory, "\n".join(lines) + "\n")
 
 
-def up(state: State, specs: list[str], mirror: str | None, security_mirror: str | None) -> dict[str, Host]:
+def up(state: State, specs: list[str], mirror: str | None, security_mirror: str | None,
+       extra: tuple[str, ...] = ()) -> dict[str, Host]:
+    """Start the hosts NAME=SUITE; ``extra`` packages are in their rootfs too
+    (a rootfs of its own, cached like the plain one)."""
     wanted = {}
     for spec in specs:
         name, _, suite = spec.partition("=")
@@ -552,7 +557,7 @@ def up(state: State, specs: list[str], mirror: str | None, security_mirror: str 
         wanted[name] = suite
     state.dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state.dir, 0o700)
-    rootfs = {suite: str(build_rootfs(suite, mirror, security_mirror)) for suite in set(wanted.values())}
+    rootfs = {suite: str(build_rootfs(suite, mirror, security_mirror, extra)) for suite in set(wanted.values())}
     client_pub = keygen(state.client_key, "tracekit-lab")
     hosts = state.load()
     started = []
@@ -638,20 +643,32 @@ def status(state: State) -> list[dict]:
     return rows
 
 
+def package_list(text: str) -> tuple[str, ...]:
+    """--include's PKG,... as a tuple of Debian package names."""
+    names = tuple(n for n in text.split(",") if n)
+    bad = [n for n in names if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", n)]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"not a list of package names: {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     mirror_help = "apt mirror URL instead of the one debootstrap's suite script carries"
     sec_help = "security archive URL (default: <mirror>-security for Debian, the mirror for Ubuntu)"
+    include_help = "also install these packages into the rootfs (a rootfs of its own, cached)"
     r = sub.add_parser("rootfs", help="build (once) and print the cached rootfs of SUITE")
     r.add_argument("suite", choices=sorted(SUITES))
     r.add_argument("--mirror", help=mirror_help)
     r.add_argument("--security-mirror", help=sec_help)
+    r.add_argument("--include", type=package_list, default=(), metavar="PKG,...", help=include_help)
     u = sub.add_parser("up", help="start hosts NAME=SUITE, write inventory.yml and hosts.json")
     u.add_argument("--state", required=True, help="state directory (keys, overlays, inventory)")
     u.add_argument("hosts", nargs="+", metavar="NAME=SUITE")
     u.add_argument("--mirror", help=mirror_help)
     u.add_argument("--security-mirror", help=sec_help)
+    u.add_argument("--include", type=package_list, default=(), metavar="PKG,...", help=include_help)
     d = sub.add_parser("down", help="stop hosts and remove their overlays (idempotent)")
     d.add_argument("--state", required=True)
     d.add_argument("--host", help="stop only this host (its inventory entry stays: it becomes unreachable)")
@@ -666,10 +683,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.cmd == "rootfs":
-            print(build_rootfs(args.suite, args.mirror, args.security_mirror))
+            print(build_rootfs(args.suite, args.mirror, args.security_mirror, args.include))
         elif args.cmd == "up":
             state = State(args.state)
-            up(state, args.hosts, args.mirror, args.security_mirror)
+            up(state, args.hosts, args.mirror, args.security_mirror, args.include)
             print(state.inventory)
         elif args.cmd == "down":
             down(State(args.state), args.host)

@@ -1,5 +1,6 @@
 """Test tiers are pytest markers, given by directory: tests/unit -> unit,
-tests/cli -> cli, tests/host -> host, tests/fleet -> fleet, tests/lab -> lab.
+tests/cli -> cli, tests/host -> host, tests/fleet -> fleet, tests/lab -> lab,
+tests/fresh -> fresh.
 Select with e.g. `-m unit` or `-m "not lab"`."""
 
 import os
@@ -16,7 +17,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
-TIERS = ("unit", "cli", "host", "fleet", "lab")
+TIERS = ("unit", "cli", "host", "fleet", "lab", "fresh")
 
 
 def pytest_collection_modifyitems(config, items):
