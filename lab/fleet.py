@@ -431,6 +431,15 @@ exec chroot "$root" /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config.lab
 """
 
 
+# The upstream debug-symbol services tracekit's roles default to (Ubuntu's ddebs
+# archive, the distributions' debuginfod servers) are out of this lab's reach, and
+# the lab may send nothing beyond loopback: on its hosts they resolve to 127.0.0.9,
+# where nothing listens, so a default setup meets a refused connection (and falls
+# back, as on a host without the archive) instead of sending traffic out.
+UPSTREAM_TO_LOOPBACK = ("# tracekit lab: upstream debug-symbol services stay on loopback\n"
+                        "127.0.0.9\tddebs.ubuntu.com debuginfod.ubuntu.com debuginfod.debian.net\n")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -453,7 +462,7 @@ def prepare(state: State, host: Host, client_pub: str) -> Path:
     put(upper, lower, "root/.ssh/authorized_keys", client_pub + "\n", 0o600)
     put(upper, lower, "etc/hostname", host.name + "\n", 0o644)
     put(upper, lower, "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n"
-        "::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644)
+        "::1\tlocalhost ip6-localhost ip6-loopback\n" + UPSTREAM_TO_LOOPBACK, 0o644)
     put(upper, lower, "etc/resolv.conf", Path("/etc/resolv.conf").read_text(), 0o644)
     return hdir
 

@@ -605,14 +605,17 @@ def _debuginfod_usable(facts):
 def need_kernel_debuginfo(facts):
     """The running kernel's DWARF, where perf and stap look for it (a
     vmlinux with .debug_info), or debuginfod servers to fetch it from."""
-    if (facts.get("debuginfo") or {}).get("vmlinux") or _debuginfod_usable(facts):
+    if (facts.get("debuginfo") or {}).get("vmlinux"):
         return None
     release = (facts.get("kernel") or {}).get("release")
+    # The distributions' debuginfod servers index their own kernels' builds only.
+    if _debuginfod_usable(facts) and (distribution_kernel(facts) or not facts.get("live")):
+        return None
     if _opt(facts, "DEBUG_INFO") == "n" or _opt(facts, "DEBUG_INFO_NONE") == "y":
         return Block(UNAVAILABLE, "kernel %s was built without debug info (CONFIG_DEBUG_INFO is not set)" % release,
                      "use a kernel built with CONFIG_DEBUG_INFO")
     named = [s for s in (facts.get("debuginfod") or {}).get("sources") or [] if s != "/etc/environment"]
-    if named:
+    if named and distribution_kernel(facts):
         return Block(MISSING, "debuginfod servers are named in %s, but DEBUGINFOD_URLS is not set here (perf and "
                      "stap read only the variable)" % ", ".join(named), "tracekit setup ddebs", "ddebs")
     stripped = [c["path"] for c in (facts.get("debuginfo") or {}).get("candidates") or [] if not c.get("dwarf")]
@@ -624,8 +627,10 @@ def need_kernel_debuginfo(facts):
     if distribution_kernel(facts):
         return Block(MISSING, "no debug symbols for kernel %s (no DWARF vmlinux, no debuginfod)%s" % (release, without),
                      "tracekit setup dbgsym", "dbgsym")
+    servers = "; the distribution's debuginfod servers index only its own kernels" \
+        if (facts.get("debuginfod") or {}).get("urls") else ""
     return Block(UNAVAILABLE, "no debug symbols exist for kernel %s (not a distribution kernel: no package has its "
-                 "vmlinux)%s" % (release, without),
+                 "vmlinux)%s%s" % (release, without, servers),
                  "install the vmlinux it was built with as /usr/lib/debug/boot/vmlinux-%s, or boot a distribution "
                  "kernel" % release)
 

@@ -956,3 +956,20 @@ def test_sysdig_remedies_on_a_release_setup_refuses_are_by_hand(tmp_path):
     assert "tracekit" not in verdict(facts, "sysdig.modern-ebpf").remedy
     change(facts, {"tools.sysdig.drivers.modern_bpf_option": False})
     assert "tracekit" not in verdict(facts, "sysdig.modern-ebpf").remedy
+
+
+def test_debuginfod_cannot_serve_a_custom_kernel(tmp_path):
+    """This machine's kind of kernel with the distribution's debuginfod configured
+    (what a default setup leaves): unavailable, so verify asks no server for it."""
+    host = FakeHost.distro(tmp_path, "debian-bookworm", config=False)
+    host.kernel("6.18.44-fc-v595")
+    host.kconfig("CONFIG_DEBUG_INFO=y\nCONFIG_KPROBES=y\n", where="proc")
+    host.write("etc/debuginfod/debian.urls", "https://debuginfod.example\n")
+    host.write("etc/environment", 'DEBUGINFOD_URLS="https://debuginfod.example"\n')
+    result = agent_facts.collect(str(host))
+    result["live"] = True
+    found = verdict(result, "kernel.debuginfo")
+    assert (found.status, found.component) == (doctor.UNAVAILABLE, None)
+    assert found.reason == ("no debug symbols exist for kernel 6.18.44-fc-v595 (not a distribution kernel: no "
+                            "package has its vmlinux); the distribution's debuginfod servers index only its own "
+                            "kernels")
