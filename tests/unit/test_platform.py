@@ -32,8 +32,9 @@ def test_another_release_is_refused_in_one_line_naming_it_and_the_supported_ones
     rc, results = run_platform_role(tmp_path, distribution, version, release)
     assert rc == 2
     failed = [r for r in results if r.get("failed")]
-    assert [r["msg"] for r in failed] == ["%s %s (%s) is not supported (supported: %s); nothing was changed"
-                                          % (distribution, version, release, SUPPORTED)]
+    named = "%s %s (%s)" % (distribution, version, release) if release else "%s %s" % (distribution, version)
+    assert [r["msg"] for r in failed] == ["%s is not supported (supported: %s); nothing was changed"
+                                          % (named, SUPPORTED)]
 
 
 @pytest.mark.parametrize("distribution, version, release, name, unpackaged", [
