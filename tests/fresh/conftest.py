@@ -126,7 +126,9 @@ def tracing_state() -> dict:
     namespace's mount vanishes with it)."""
     code = ("import json; from tracekit.agent import checks; "
             f"print(json.dumps(checks.snapshot_tracing_state({TRACEFS!r})))")
-    script = f"mount -t tracefs tracefs {TRACEFS} && exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+    # Mounted already (e.g. by another test session's fixture): read it as it is.
+    script = (f"mountpoint -q {TRACEFS} || mount -t tracefs tracefs {TRACEFS}; "
+              f"exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}")
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, f"reading the tracing state failed: {proc.stderr}"
