@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tracekit import releases as releases_module
+
 from .conftest import REPO
 
 # Run in the guest, before and after: the global tracer's settings the
@@ -52,6 +54,9 @@ def cli_bundle() -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(REPO / "tracekit", arcname="tracekit",
                 filter=lambda info: None if "__pycache__" in info.name else info)
+        # Beside the package, as in a checkout: the supported releases doctor reads.
+        releases = REPO / releases_module.DATA
+        tar.add(releases, arcname=releases_module.DATA)
         for name in found["top"]:
             path = site / name if (site / name).is_dir() else site / f"{name}.py"
             compiled = list(path.rglob("*.so")) if path.is_dir() else []
