@@ -58,18 +58,12 @@ fi
 
 venv=$prefix/venv
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv" || die "could not create the virtual environment $venv"
-# Wheels only, every file checked against the lock's hashes; then the checkout
-# itself without dependencies and without fetching a build backend (the lock
-# has it), so nothing unpinned is installed.
-if ! run_step "installing tracekit's dependencies from locks/${lock##*/} (pip: downloading and installing)" "$log" \
-        "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        --require-hashes --only-binary :all: -r "$lock"; then
+if ! pip_locked "installing tracekit's dependencies from locks/${lock##*/} (pip: downloading and installing)" \
+        "$log" "$venv" "$lock"; then
     show_log_tail "$log"
     die "pip could not install the locked dependencies (above); fix the cause and run sudo ./install.sh again"
 fi
-if ! run_step "installing tracekit from $src (pip)" "$log" \
-        "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        --no-deps --no-build-isolation --no-index --force-reinstall "$src"; then
+if ! pip_checkout "installing tracekit from $src (pip)" "$log" "$venv" --force-reinstall "$src"; then
     show_log_tail "$log"
     die "pip could not install tracekit from $src (above)"
 fi

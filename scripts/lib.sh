@@ -83,6 +83,22 @@ run_step() {
     return "$_step_rc"
 }
 
+# pip steps of both scripts, run as run_step PHASE LOG: the lock's wheels only,
+# every file checked against its hashes; then the checkout itself without
+# dependencies and without fetching a build backend (the lock has it), so
+# nothing unpinned is installed.
+pip_locked() {  # PHASE LOG VENV LOCK
+    run_step "$1" "$2" "$3/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        --require-hashes --only-binary :all: -r "$4"
+}
+
+pip_checkout() {  # PHASE LOG VENV PIP-ARGS... (the checkout, -e or a path)
+    _pip_phase=$1 _pip_log=$2 _pip_venv=$3
+    shift 3
+    run_step "$_pip_phase" "$_pip_log" "$_pip_venv/bin/python" -m pip install --disable-pip-version-check \
+        --progress-bar off --no-deps --no-build-isolation --no-index "$@"
+}
+
 # The last lines of LOG on stderr, indented (what a failed step said).
 show_log_tail() {
     tail -n "${2:-25}" "$1" | sed 's/^/    /' >&2

@@ -95,17 +95,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv" || die "could not create the test venv $venv"
-# Wheels only, every file checked against the lock's hashes; then the checkout,
-# editable, without dependencies and without fetching a build backend.
-if ! run_step "installing the test dependencies from locks/${lock##*/} (pip: downloading and installing)" "$log" \
-        "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        --require-hashes --only-binary :all: -r "$lock"; then
+if ! pip_locked "installing the test dependencies from locks/${lock##*/} (pip: downloading and installing)" \
+        "$log" "$venv" "$lock"; then
     show_log_tail "$log"
     die "installing the test dependencies failed (above)"
 fi
-if ! run_step "installing tracekit from $root (pip, editable)" "$log" \
-        "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        --no-deps --no-build-isolation --no-index -e "$root"; then
+if ! pip_checkout "installing tracekit from $root (pip, editable)" "$log" "$venv" -e "$root"; then
     show_log_tail "$log"
     die "installing tracekit into the test venv failed (above)"
 fi

@@ -45,8 +45,6 @@ class Block:
     cause: str
     remedy: Optional[str] = None
     component: Optional[str] = None
-    # Role variables the setup remedy needs ("tracekit_sysdig_repository=vendor").
-    setup_vars: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -756,12 +754,11 @@ def judge(method, facts):
     component = first.component if first.status == MISSING else None
     remedy = first.remedy
     if first.status == MISSING:
-        components, setup_vars = [], []
+        components = []
         for b in blocks:
             if b.component and b.component not in components:
                 components.append(b.component)
-            setup_vars += [v for v in b.setup_vars if v not in setup_vars]
-        remedy = " ".join(["tracekit setup"] + components + ["--var " + v for v in setup_vars])
+        remedy = "tracekit setup " + " ".join(components)
     return Verdict(method.id, method.title, first.status, first.cause, remedy, component,
                    [b.cause for b in blocks], notes)
 

@@ -39,15 +39,22 @@ def show(capsys, text):
         print("\n" + text, flush=True)
 
 
-@pytest.mark.parametrize("release", releases("noble", "jammy", "resolute", "bookworm", "trixie"))
-def test_install_sh_sets_up_a_fresh_host(release, fresh_host, capsys, tmp_path):
-    host = fresh_host(release)
+def run_readme_command(host, command, log):
+    """The checkout on a fresh host, then COMMAND from it as the README gives it;
+    (host, the finished process, its seconds), its output kept in LOG."""
     host.configure_pip()
     host.copy_checkout()
     t0 = time.monotonic()
-    proc = host.run(f"cd {CHECKOUT} && sudo ./install.sh", timeout=INSTALL_TIMEOUT, check=False)
-    host.timings["sudo ./install.sh"] = seconds = time.monotonic() - t0
-    keep(tmp_path / "install.log", proc)
+    proc = host.run(f"cd {CHECKOUT} && {command}", timeout=INSTALL_TIMEOUT, check=False)
+    seconds = time.monotonic() - t0
+    keep(log, proc)
+    return host, proc, seconds
+
+
+@pytest.mark.parametrize("release", releases("noble", "jammy", "resolute", "bookworm", "trixie"))
+def test_install_sh_sets_up_a_fresh_host(release, fresh_host, capsys, tmp_path):
+    host, proc, seconds = run_readme_command(fresh_host(release), "sudo ./install.sh", tmp_path / "install.log")
+    host.timings["sudo ./install.sh"] = seconds
     closing = (proc.stderr.splitlines() or [""])[-1]
     report = doctor_report(proc.stdout)
     results = verify_lines(proc.stderr, checks.CHECKS_BY_ID)
@@ -80,13 +87,8 @@ def test_install_sh_sets_up_a_fresh_host(release, fresh_host, capsys, tmp_path):
 
 @pytest.mark.parametrize("release", releases("noble", "bookworm"))
 def test_test_sh_installs_what_the_tests_need(release, fresh_host, capsys, tmp_path):
-    host = fresh_host(release)
-    host.configure_pip()
-    host.copy_checkout()
-    t0 = time.monotonic()
-    proc = host.run(f"cd {CHECKOUT} && sudo scripts/test.sh --co -q", timeout=INSTALL_TIMEOUT, check=False)
-    seconds = time.monotonic() - t0
-    keep(tmp_path / "test-sh.log", proc)
+    host, proc, seconds = run_readme_command(fresh_host(release), "sudo scripts/test.sh --co -q",
+                                             tmp_path / "test-sh.log")
     said = [line for line in proc.stderr.splitlines() if line.startswith("test.sh: ")]
     collected = re.search(r"^(\d+) tests? collected", proc.stdout, re.M)
     show(capsys, f"=== {release}: sudo scripts/test.sh --co -q: exit {proc.returncode} in {seconds:.0f} s\n"
